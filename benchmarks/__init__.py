@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks. Installed as ``edgedepth_benchmarks``."""

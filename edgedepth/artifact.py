@@ -1,0 +1,204 @@
+"""ModelSpec: the one description of a model, written into the artifact at export and read back everywhere.
+
+Preprocessing, calibration, the CUDA kernel and the benchmarks all take their input size, mean/std, colour
+order and output kind from here; nothing else hard-codes them. The spec travels as ONNX ``metadata_props``
+(one ``edgedepth.*`` key per field) and as the JSON header of TensorRT engine files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelLoadError, choices
+
+SPEC_FORMAT = "1"
+KEY_PREFIX = "edgedepth."
+
+
+class ResizeMode(StrEnum):
+    """How an image of any aspect is brought to the model's input size."""
+
+    LETTERBOX = "letterbox"  # keep aspect, scale to fit, pad the rest (centred)
+    STRETCH = "stretch"  # scale each axis independently
+
+
+class ColorOrder(StrEnum):
+    RGB = "rgb"
+    BGR = "bgr"
+
+
+class Interpolation(StrEnum):
+    LINEAR = "linear"
+    AREA = "area"
+    CUBIC = "cubic"
+
+
+class OutputKind(StrEnum):
+    """What the model's main output means."""
+
+    INVERSE_DEPTH = "inverse_depth"  # relative (affine-invariant) inverse depth: larger is nearer
+    DEPTH = "depth"  # relative depth: larger is farther
+    METRIC_DEPTH = "metric_depth"  # depth in metres
+
+
+class Precision(StrEnum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+
+
+def parse_enum(enum_type: type[Enum], value: object, option: str) -> Any:
+    """Turn a string (or member) into an Enum member, naming the option and the valid choices on failure."""
+    if isinstance(value, enum_type):
+        return value
+    try:
+        return enum_type(str(value).lower())
+    except ValueError:
+        valid = [m.value for m in enum_type]  # type: ignore[attr-defined]
+        raise ValueError(f"{option}={value!r} is not valid; choose one of {choices(valid)}") from None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the runtime needs to feed a model and read its outputs.
+
+    ``input_size`` is (height, width). A model exported with dynamic spatial axes (``dynamic_shape``)
+    accepts any size whose sides are multiples of ``size_multiple``; a fixed one accepts only ``input_size``.
+    ``mean``/``std`` apply to pixels scaled to [0, 1], in the model's ``color_order``.
+    """
+
+    name: str
+    input_size: tuple[int, int] = (256, 256)
+    size_multiple: int = 32
+    dynamic_shape: bool = False
+    resize_mode: ResizeMode = ResizeMode.LETTERBOX
+    interpolation: Interpolation = Interpolation.LINEAR
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    color_order: ColorOrder = ColorOrder.RGB
+    output_kind: OutputKind = OutputKind.INVERSE_DEPTH
+    precision: Precision = Precision.FP32
+    input_name: str = "image"
+    output_name: str = "inverse_depth"
+    confidence_name: str | None = "confidence"
+    version: str = "0"
+    provenance: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        h, w = self.input_size
+        if self.size_multiple < 1:
+            raise ValueError(f"size_multiple must be >= 1, got {self.size_multiple}")
+        if h < 1 or w < 1 or h % self.size_multiple or w % self.size_multiple:
+            raise ValueError(
+                f"input_size={self.input_size} must be positive multiples of size_multiple={self.size_multiple}"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"mean and std need three values each, std > 0; got {self.mean}, {self.std}")
+
+    def with_updates(self, **changes: Any) -> ModelSpec:
+        """A copy with some fields changed (e.g. precision after quantization)."""
+        return replace(self, **changes)
+
+    def to_metadata(self) -> dict[str, str]:
+        """Flatten to ``edgedepth.*`` string pairs for ONNX ``metadata_props`` or an engine header."""
+        out = {KEY_PREFIX + "spec_format": SPEC_FORMAT}
+        for key, value in asdict(self).items():
+            if isinstance(value, Enum):
+                value = value.value
+            out[KEY_PREFIX + key] = json.dumps(value if not isinstance(value, tuple) else list(value))
+        return out
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, str], source: str = "model") -> ModelSpec:
+        """Rebuild a spec from ``edgedepth.*`` pairs; a missing or invalid key raises ModelLoadError naming it."""
+        fmt = metadata.get(KEY_PREFIX + "spec_format")
+        if fmt is None:
+            raise ModelLoadError(
+                f"{source}: metadata key {KEY_PREFIX}spec_format is missing, so this is not an edgedepth "
+                "artifact. Pass spec=ModelSpec(...) explicitly to load a third-party model."
+            )
+        if fmt != SPEC_FORMAT:
+            raise ModelLoadError(
+                f"{source}: {KEY_PREFIX}spec_format={fmt!r}; this edgedepth reads {SPEC_FORMAT!r}"
+            )
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            key = KEY_PREFIX + f.name
+            if key not in metadata:
+                if f.name in {"name"}:
+                    raise ModelLoadError(f"{source}: metadata key {key} is missing")
+                continue  # older or partial specs fall back to the field's default
+            try:
+                kwargs[f.name] = _decode_field(f.name, json.loads(metadata[key]))
+            except (ValueError, TypeError) as exc:
+                raise ModelLoadError(
+                    f"{source}: metadata key {key}={metadata[key]!r} is invalid: {exc}"
+                ) from None
+        try:
+            return cls(**kwargs)
+        except ValueError as exc:
+            raise ModelLoadError(f"{source}: metadata describes an invalid spec: {exc}") from None
+
+
+_ENUM_FIELDS: dict[str, type[Enum]] = {
+    "resize_mode": ResizeMode,
+    "interpolation": Interpolation,
+    "color_order": ColorOrder,
+    "output_kind": OutputKind,
+    "precision": Precision,
+}
+
+
+def _decode_field(name: str, value: Any) -> Any:
+    if name in _ENUM_FIELDS:
+        return parse_enum(_ENUM_FIELDS[name], value, name)
+    if name in {"input_size", "mean", "std"}:
+        if not isinstance(value, list) or not all(isinstance(v, int | float) for v in value):
+            raise TypeError(f"expected a list of numbers, got {value!r}")
+        return tuple(int(v) for v in value) if name == "input_size" else tuple(float(v) for v in value)
+    if name == "provenance":
+        if not isinstance(value, dict):
+            raise TypeError("expected an object")
+        return {str(k): str(v) for k, v in value.items()}
+    if name in {"size_multiple"}:
+        return int(value)
+    if name == "dynamic_shape":
+        if not isinstance(value, bool):
+            raise TypeError("expected true or false")
+        return value
+    if name == "confidence_name":
+        return None if value is None else str(value)
+    return str(value)
+
+
+def read_onnx_spec(path: str | Path) -> ModelSpec:
+    """Read the spec from an ONNX file's metadata without creating an inference session."""
+    metadata = read_onnx_metadata(path)
+    return ModelSpec.from_metadata(metadata, source=str(path))
+
+
+def read_onnx_metadata(path: str | Path) -> dict[str, str]:
+    """Return an ONNX model's ``metadata_props`` as a dict (uses the ``onnx`` package when present)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path} does not exist")
+    try:
+        import onnx
+    except ImportError:
+        import onnxruntime as ort
+
+        try:
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelLoadError(f"{path}: not a readable ONNX model ({exc})") from None
+        return dict(sess.get_modelmeta().custom_metadata_map)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise ModelLoadError(f"{path}: not a readable ONNX model ({exc})") from None
+    return {p.key: p.value for p in model.metadata_props}

@@ -1,0 +1,47 @@
+"""Typed exceptions raised at the SDK's boundary.
+
+Every message names the file or option at fault and, where there is a fixed set, lists the valid choices.
+"""
+
+from __future__ import annotations
+
+
+class EdgeDepthError(Exception):
+    """Base class of every error edgedepth raises on purpose."""
+
+
+class ModelLoadError(EdgeDepthError):
+    """A model file is missing, corrupt, or carries missing/invalid metadata."""
+
+
+class BackendUnavailableError(EdgeDepthError):
+    """An inference backend was asked for but cannot run here (library or hardware missing)."""
+
+
+class InputError(EdgeDepthError, ValueError):
+    """An image, array or option passed by the caller cannot be used."""
+
+
+class SourceError(EdgeDepthError):
+    """A video source cannot be opened or has failed."""
+
+
+class CalibrationError(EdgeDepthError):
+    """Calibration data is missing, too small or unusable."""
+
+
+class AccuracyGateError(EdgeDepthError):
+    """A reduced-precision model lost more accuracy than the gate allows; no artifact was written."""
+
+
+class DataError(EdgeDepthError, ValueError):
+    """A dataset folder or file is missing or malformed (used by the training tree)."""
+
+
+class RecipeError(EdgeDepthError, ValueError):
+    """A training recipe has a missing, unknown or invalid key."""
+
+
+def choices(values: object) -> str:
+    """Render a collection of valid choices for an error message."""
+    return ", ".join(repr(v) for v in values)  # type: ignore[attr-defined]

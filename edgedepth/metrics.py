@@ -1,0 +1,102 @@
+"""Depth accuracy with least-squares alignment: one implementation shared by train, quantize and benchmarks.
+
+The protocol (the same as the project's real-data check):
+1. resize the predicted relative inverse depth to the ground truth's resolution;
+2. on valid pixels, fit scale and shift of the prediction to the ground truth's inverse depth (least squares);
+3. convert to depth and clamp to the ground truth's valid range;
+4. AbsRel = mean(|d - d*| / d*),  delta1 = mean(max(d / d*, d* / d) < 1.25).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class DepthMetrics:
+    abs_rel: float
+    delta1: float
+    valid_pixels: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {"abs_rel": self.abs_rel, "delta1": self.delta1, "valid_pixels": float(self.valid_pixels)}
+
+
+def fit_scale_shift(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """Least-squares ``s, t`` minimising ``sum((s * pred + t - target)^2)`` over ``mask``."""
+    p = pred[mask].astype(np.float64)
+    q = target[mask].astype(np.float64)
+    if p.size < 2:
+        raise InputError(f"alignment needs at least 2 valid pixels, got {p.size}")
+    a = np.stack([p, np.ones_like(p)], axis=1)
+    (s, t), *_ = np.linalg.lstsq(a, q, rcond=None)
+    return float(s), float(t)
+
+
+def align_inverse_depth(
+    pred_inverse_depth: np.ndarray, gt_depth: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Align a relative inverse-depth map to metric ground truth; returns (depth, valid mask).
+
+    The prediction is resized to the ground truth's shape (bilinear), aligned in inverse depth, converted to
+    depth and clamped to the ground truth's range on the valid pixels.
+    """
+    gt = np.asarray(gt_depth, dtype=np.float64)
+    pred = np.asarray(pred_inverse_depth, dtype=np.float32)
+    if pred.ndim != 2 or gt.ndim != 2:
+        raise InputError(f"expected 2-D maps, got prediction {pred.shape} and ground truth {gt.shape}")
+    if pred.shape != gt.shape:
+        pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
+    valid = np.isfinite(gt) & (gt > 0) & np.isfinite(pred)
+    if mask is not None:
+        valid &= mask.astype(bool)
+    s, t = fit_scale_shift(pred.astype(np.float64), 1.0 / np.where(valid, gt, 1.0), valid)
+    lo, hi = float(gt[valid].min()), float(gt[valid].max())
+    inv = np.clip(s * pred.astype(np.float64) + t, 1.0 / hi, 1.0 / lo)
+    return 1.0 / inv, valid
+
+
+def depth_metrics(
+    pred_inverse_depth: np.ndarray, gt_depth: np.ndarray, mask: np.ndarray | None = None
+) -> DepthMetrics:
+    """AbsRel and delta1 of a relative inverse-depth prediction against metric depth (0 = invalid)."""
+    depth, valid = align_inverse_depth(pred_inverse_depth, gt_depth, mask)
+    d, g = depth[valid], np.asarray(gt_depth, dtype=np.float64)[valid]
+    abs_rel = float(np.mean(np.abs(d - g) / g))
+    delta1 = float(np.mean(np.maximum(d / g, g / d) < 1.25))
+    return DepthMetrics(abs_rel=abs_rel, delta1=delta1, valid_pixels=int(valid.sum()))
+
+
+def agreement_metrics(pred_inverse_depth: np.ndarray, reference_inverse_depth: np.ndarray) -> DepthMetrics:
+    """How closely one model's output agrees with another's (e.g. INT8 against FP32), with no ground truth.
+
+    The reference's inverse depth, normalised to a positive range, stands in for ground truth.
+    """
+    ref = np.asarray(reference_inverse_depth, dtype=np.float64)
+    lo, hi = np.percentile(ref, [1, 99])
+    span = max(hi - lo, 1e-6)
+    ref_inv = 0.1 + (np.clip(ref, lo, hi) - lo) / span  # in [0.1, 1.1]: depth within about 11x
+    return depth_metrics(pred_inverse_depth, 1.0 / ref_inv)
+
+
+def mean_metrics(items: Iterable[DepthMetrics]) -> DepthMetrics:
+    """Average per-frame metrics (each frame weighs the same, as in the usual benchmarks)."""
+    items = list(items)
+    if not items:
+        raise InputError("no frames to average")
+    return DepthMetrics(
+        abs_rel=float(np.mean([m.abs_rel for m in items])),
+        delta1=float(np.mean([m.delta1 for m in items])),
+        valid_pixels=int(sum(m.valid_pixels for m in items)),
+    )
+
+
+def ground_plane_prior(height: int, width: int) -> np.ndarray:
+    """The trivial baseline: inverse depth rising linearly towards the bottom of the frame."""
+    return np.repeat(np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None], width, axis=1)

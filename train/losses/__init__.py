@@ -1,0 +1,1 @@
+"""losses for EfficientDepth training."""
