@@ -76,13 +76,16 @@ def depth_metrics(
 def agreement_metrics(pred_inverse_depth: np.ndarray, reference_inverse_depth: np.ndarray) -> DepthMetrics:
     """How closely one model's output agrees with another's (e.g. INT8 against FP32), with no ground truth.
 
-    The reference's inverse depth, normalised to a positive range, stands in for ground truth.
+    The reference's inverse depth, normalised to a positive range, stands in for ground truth. Pixels outside
+    the reference's 1st-99th percentile are left out rather than clipped: a clipped pseudo ground truth is no
+    longer an affine map of the reference, so identical maps would otherwise score AbsRel > 0.
     """
     ref = np.asarray(reference_inverse_depth, dtype=np.float64)
     lo, hi = np.percentile(ref, [1, 99])
     span = max(hi - lo, 1e-6)
+    inside = (ref >= lo) & (ref <= hi)
     ref_inv = 0.1 + (np.clip(ref, lo, hi) - lo) / span  # in [0.1, 1.1]: depth within about 11x
-    return depth_metrics(pred_inverse_depth, 1.0 / ref_inv)
+    return depth_metrics(pred_inverse_depth, 1.0 / ref_inv, mask=inside)
 
 
 def mean_metrics(items: Iterable[DepthMetrics]) -> DepthMetrics:
