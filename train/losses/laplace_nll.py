@@ -14,27 +14,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..models.head import mixture_readout  # the readout belongs to the head; re-exported here
 from .ssi import full_mask, normalize_ssi
 
 __all__ = ["LaplaceMixtureNLL", "mixture_readout"]
 
 LOG2 = math.log(2.0)
-
-
-def mixture_readout(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hard readout of the mixture: location and weight of the more probable component.
-
-    ``params``: (N,5,H,W). Returns ``(inverse_depth, confidence)``, both (N,1,H,W): ``mu1`` where
-    ``pi1 >= 0.5`` (i.e. ``weight_logit >= 0``) else ``mu2``, and ``max(pi1, pi2) = sigmoid(|logit|)``
-    in [0.5, 1]. Pure tensor ops (slice, ``where``, ``abs``, ``sigmoid``) so it exports to ONNX; no
-    averaging of the two locations, hence no intermediate values across edges.
-    """
-    logit = params[:, 0:1]
-    mu1 = params[:, 1:2]
-    mu2 = params[:, 2:3]
-    inverse_depth = torch.where(logit >= 0, mu1, mu2)
-    confidence = torch.sigmoid(torch.abs(logit))
-    return inverse_depth, confidence
 
 
 class LaplaceMixtureNLL(nn.Module):

@@ -27,6 +27,8 @@ class DynamicTaskWeighting(nn.Module):
     Static weights default to 1.0 for names not in ``static_weights``; a name with static weight 0 is
     skipped entirely. ``forward(losses)`` takes ``{name: scalar}`` (names may be missing for a step,
     unknown names raise KeyError) and returns ``(total, {name: effective weight as float})``.
+    Names in ``fixed`` keep their static weight in either mode: a likelihood term that can go negative
+    (the mixture NLL) would otherwise drive its learned weight to infinity.
     """
 
     def __init__(
@@ -35,11 +37,13 @@ class DynamicTaskWeighting(nn.Module):
         static_weights: Mapping[str, float] | None = None,
         mode: str = "uncertainty",
         init_log_var: float = 0.0,
+        fixed: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if mode not in WEIGHTING_MODES:
             raise ValueError(f"unknown mode {mode!r}; valid choices: {', '.join(WEIGHTING_MODES)}")
         names = list(names)
+        self.fixed = frozenset(fixed)
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate loss names in {names}")
         static_weights = dict(static_weights or {})
@@ -67,7 +71,7 @@ class DynamicTaskWeighting(nn.Module):
                 continue
             loss = losses[name]
             w = self.static_weights[name]
-            if self.log_vars is not None:
+            if self.log_vars is not None and name not in self.fixed:
                 s = self.log_vars[self._index[name]]
                 eff = w * torch.exp(-s)
                 term = eff * loss + s

@@ -1,0 +1,122 @@
+"""``edgedepth-train`` (or ``python -m edgedepth_train``): train, evaluate and export EfficientDepth.
+
+edgedepth-train train --recipe efficientdepth-s --out runs/default [--resume runs/default/checkpoint.safetensors]
+torchrun --nproc_per_node 2 -m edgedepth_train train --recipe ... --out ...
+edgedepth-train eval --checkpoint runs/default/checkpoint.safetensors --data ../shared/data/rgbd
+edgedepth-train eval --onnx model.onnx --data ../shared/data/rgbd
+edgedepth-train export --checkpoint runs/default/checkpoint.safetensors --out model.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from edgedepth.errors import EdgeDepthError
+
+
+def _load_trained(checkpoint: str, model_name: str | None):
+    from safetensors import safe_open
+
+    from .checkpoint import load_model_weights
+    from .models.registry import build_model
+
+    with safe_open(checkpoint, framework="pt") as fh:
+        name = model_name or (fh.metadata() or {}).get("model")
+    if not name:
+        raise SystemExit(f"{checkpoint}: no model name in its header; pass --model")
+    model = build_model(name, pretrained=False)
+    model.load_state_dict(load_model_weights(checkpoint))
+    return model.eval()
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .recipe import load_recipe
+    from .trainer import Trainer, init_distributed
+
+    recipe = load_recipe(args.recipe)
+    trainer = Trainer(recipe, args.out, init_distributed())
+    if args.resume:
+        trainer.resume(args.resume)
+    trainer.fit(max_steps=args.max_steps)
+    print(f"finished: {args.out}/checkpoint.safetensors ({trainer.images_per_s:.1f} img/s in the last stage)")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from edgedepth.artifact import read_onnx_spec
+
+    from .evaluate import evaluate_folder, format_table, onnx_predictor, torch_predictor
+    from .export import model_spec
+
+    if args.onnx:
+        predict, spec = onnx_predictor(args.onnx), read_onnx_spec(args.onnx)
+    else:
+        model = _load_trained(args.checkpoint, args.model)
+        predict, spec = torch_predictor(model), model_spec(model, (256, 256), True, {})
+    for root in args.data:
+        rows = evaluate_folder(predict, root, spec, args.long_side)
+        print(format_table(rows, f"{root} (input long side {args.long_side})"))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .export import export_onnx, verify_parity
+
+    model = _load_trained(args.checkpoint, args.model)
+    state = load_checkpoint(args.checkpoint)["progress"]
+    provenance = {
+        "checkpoint": Path(args.checkpoint).name,
+        "recipe_sha256": str(state.get("recipe_sha256", "")),
+        "training": args.training_note,
+        "torch": torch.__version__,
+    }
+    size = (args.size[0], args.size[1])
+    spec = export_onnx(model, args.out, size, dynamic=not args.static, provenance=provenance)
+    sizes = [size] if args.static else [size, (192, 320), (480, 640)]
+    err = verify_parity(model, args.out, sizes)
+    print(
+        f"wrote {args.out}: {spec.name}, input {size}, dynamic={spec.dynamic_shape}; ORT vs torch max rel err {err:.2e}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="edgedepth-train", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train from a YAML recipe")
+    p.add_argument("--recipe", required=True, help="a recipe file, or the name of a shipped one")
+    p.add_argument("--out", required=True, help="run folder for checkpoints and the log")
+    p.add_argument("--resume", help="checkpoint to resume from")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("eval", help="AbsRel / delta1 on RGB-D folders, per frame")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint")
+    src.add_argument("--onnx")
+    p.add_argument("--model", help="model name, when the checkpoint header lacks it")
+    p.add_argument("--data", nargs="+", default=["../shared/data/rgbd"])
+    p.add_argument("--long-side", type=int, default=320)
+    p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("export", help="export a checkpoint to ONNX with its ModelSpec")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--model")
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
+    p.add_argument("--static", action="store_true", help="fixed input size instead of dynamic axes")
+    p.add_argument("--training-note", default="")
+    p.set_defaults(func=cmd_export)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except (EdgeDepthError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

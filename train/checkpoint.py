@@ -1,0 +1,81 @@
+"""Checkpoints as single safetensors files, written atomically.
+
+A training state is a nested structure of dicts, lists, tensors and plain values (model, optimiser,
+scheduler, progress). Tensors go into the safetensors body under their path; everything else is kept as a
+JSON skeleton in the header's metadata, with dict keys' types preserved (optimiser state uses int keys).
+No pickle is involved, so loading a checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+SKELETON_KEY = "edgedepth.skeleton"
+
+
+def _flatten(obj: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, torch.Tensor):
+        tensors[path] = obj.detach().cpu().contiguous().clone()
+        return {"t": path}
+    if isinstance(obj, dict):
+        return {"d": [[k, _flatten(v, f"{path}/{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, list | tuple):
+        return {
+            "l": [_flatten(v, f"{path}/{i}", tensors) for i, v in enumerate(obj)],
+            "tuple": isinstance(obj, tuple),
+        }
+    return {"v": obj}
+
+
+def _unflatten(node: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Any:
+    if "t" in node:
+        return tensors[node["t"]]
+    if "d" in node:
+        return {k: _unflatten(v, tensors) for k, v in node["d"]}
+    if "l" in node:
+        items = [_unflatten(v, tensors) for v in node["l"]]
+        return tuple(items) if node.get("tuple") else items
+    return node["v"]
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
+    """Write ``state`` to ``path`` atomically: a temp file in the same folder, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _flatten(state, "", tensors)
+    header = {**(metadata or {}), SKELETON_KEY: json.dumps(skeleton)}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=header)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors on the CPU)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata() or {}
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    if SKELETON_KEY not in meta:
+        raise ValueError(f"{path} is not an edgedepth training checkpoint (no {SKELETON_KEY} header)")
+    return _unflatten(json.loads(meta[SKELETON_KEY]), tensors)
+
+
+def load_model_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Just the model's state dict from a training checkpoint."""
+    return load_checkpoint(path)["model"]

@@ -1,0 +1,46 @@
+"""Frozen configuration dataclasses for the EfficientDepth family. A variant is a config, never a file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HybridEncoderConfig:
+    """EfficientNet-Lite0 stages plus global attention at 1/16 and 1/32."""
+
+    depths: tuple[int, int] = (1, 2)  # transformer blocks at 1/16 and 1/32
+    heads: tuple[int, int] = (4, 8)
+    mlp_ratio: float = 2.0
+    layer_scale: float = 1e-2
+    drop_connect_rate: float = 0.1
+
+
+@dataclass(frozen=True)
+class MiTEncoderConfig:
+    """SegFormer Mix-Transformer stage widths, depths, heads and spatial-reduction ratios."""
+
+    dims: tuple[int, int, int, int]
+    depths: tuple[int, int, int, int]
+    heads: tuple[int, int, int, int] = (1, 2, 5, 8)
+    sr_ratios: tuple[int, int, int, int] = (8, 4, 2, 1)
+    mlp_ratio: float = 4.0
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    """Top-down fusion widths at strides 4, 8, 16, 32, and the stride the head predicts at (1 or 2)."""
+
+    widths: tuple[int, int, int, int] = (48, 64, 96, 128)
+    head_width: int = 32
+    predict_stride: int = 2
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    encoder: HybridEncoderConfig | MiTEncoderConfig
+    decoder: DecoderConfig = DecoderConfig()
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    size_multiple: int = 32

@@ -1,0 +1,185 @@
+"""Training recipes: YAML files parsed into frozen dataclasses.
+
+A recipe names the model, the data sources and a list of stages; each stage has its own data mix, loss
+weights, resolution, learning-rate schedule and iteration count. Any unknown, missing or ill-typed key
+raises ``RecipeError`` naming the key's path (e.g. ``stages[1].losses.lpips``). Relative paths in a
+recipe resolve against the working directory (run from the repository root).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from edgedepth.errors import RecipeError, choices
+
+from .data.augment import AugmentConfig
+
+RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+LOSS_NAMES = ("ssi_l1", "gradient", "laplace_nll", "perceptual", "edge_huber")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """A data source. ``kind``: synthetic (procedural renderer), rgbd (folder with depth) or unlabelled."""
+
+    kind: Literal["synthetic", "rgbd", "unlabelled"]
+    root: str | None = None  # rgbd folder
+    images: str | None = None  # unlabelled image folder
+    videos: str | None = None  # unlabelled video folder
+    frame_step: int = 10
+    texture_dir: str | None = "../shared/data/images"  # synthetic; null = procedural textures
+    length: int = 1_000_000  # synthetic: how many distinct seeded scenes to draw from
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    name: str
+    iterations: int
+    resolution: tuple[int, int]
+    data: dict[str, float]
+    losses: dict[str, float]
+    lr: float = 1e-3
+    encoder_lr_scale: float = 0.5
+    warmup: int = 100
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.01
+    weighting: Literal["uncertainty", "none"] = "uncertainty"
+    perceptual_downsample: int = 2
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    model: str
+    stages: tuple[StageConfig, ...]
+    sources: dict[str, SourceConfig]
+    pretrained: bool = True
+    seed: int = 0
+    batch_size: int = 8
+    workers: int = 2
+    threads: int = 2
+    checkpoint_every: int = 250
+    export_size: tuple[int, int] = (256, 256)
+    sha256: str = field(default="", compare=False)
+
+    def stage_start(self, stage_index: int) -> int:
+        """Global step at which a stage begins."""
+        return sum(s.iterations for s in self.stages[:stage_index])
+
+    @property
+    def total_iterations(self) -> int:
+        return self.stage_start(len(self.stages))
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe; a bare name (``efficientdepth-s``) means a shipped recipe."""
+    path = Path(path)
+    if not path.suffix and not path.exists():
+        path = RECIPES_DIR / f"{path}.yaml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+        raise RecipeError(f"recipe {path} does not exist; shipped recipes: {choices(shipped)}")
+    text = path.read_text()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: invalid YAML: {exc}") from None
+    recipe = parse_recipe(raw, source=str(path))
+    return dataclasses.replace(recipe, sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
+def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
+    recipe = _build(Recipe, raw, source)
+    _check(recipe, source)
+    return recipe
+
+
+def _check(recipe: Recipe, source: str) -> None:
+    from .models.registry import list_models
+
+    if recipe.model not in list_models():
+        raise RecipeError(
+            f"{source}: model={recipe.model!r} is unknown; choose one of {choices(list_models())}"
+        )
+    if not recipe.stages:
+        raise RecipeError(f"{source}: stages is empty")
+    for i, stage in enumerate(recipe.stages):
+        where = f"{source}: stages[{i}]"
+        for name in stage.losses:
+            if name not in LOSS_NAMES:
+                raise RecipeError(f"{where}.losses.{name} is not a loss; choose from {choices(LOSS_NAMES)}")
+        for name in stage.data:
+            if name not in recipe.sources:
+                raise RecipeError(f"{where}.data.{name} names no source; sources: {choices(recipe.sources)}")
+        if stage.iterations < 1:
+            raise RecipeError(f"{where}.iterations must be >= 1")
+        if any(s % 32 for s in stage.resolution):
+            raise RecipeError(f"{where}.resolution={list(stage.resolution)} must be multiples of 32")
+        if not stage.data or min(stage.data.values()) < 0 or sum(stage.data.values()) <= 0:
+            raise RecipeError(f"{where}.data needs positive mixing weights")
+
+
+def _build(tp: Any, value: Any, path: str) -> Any:
+    """Convert plain YAML data to ``tp`` (dataclasses, tuples, dicts, literals, scalars), naming ``path``."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise RecipeError(f"{path} must be a mapping, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp)
+        known = {f.name: f for f in dataclasses.fields(tp) if f.init and f.name != "sha256"}
+        for key in value:
+            if key not in known:
+                raise RecipeError(f"{path}.{key} is not a known key; valid keys: {choices(known)}")
+        kwargs = {}
+        for name, f in known.items():
+            if name in value:
+                kwargs[name] = _build(hints[name], value[name], f"{path}.{name}")
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise RecipeError(f"{path}.{name} is required")
+        try:
+            return tp(**kwargs)
+        except ValueError as exc:
+            raise RecipeError(f"{path}: {exc}") from None
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise RecipeError(f"{path}={value!r} is not valid; choose one of {choices(typing.get_args(tp))}")
+        return value
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _build(arg, value, path)
+            except RecipeError as exc:
+                errors.append(str(exc))
+        raise RecipeError(errors[0])
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise RecipeError(f"{path} must be a list, got {value!r}")
+        if args and args[-1] is Ellipsis:
+            return tuple(_build(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise RecipeError(f"{path} must have {len(args)} items, got {len(value)}")
+        return tuple(_build(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    if origin is dict:
+        _, val_t = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise RecipeError(f"{path} must be a mapping, got {value!r}")
+        return {str(k): _build(val_t, v, f"{path}.{k}") for k, v in value.items()}
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and type(value) is tp:
+        return value
+    raise RecipeError(f"{path}={value!r} must be of type {getattr(tp, '__name__', tp)}")
