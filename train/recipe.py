@@ -83,7 +83,7 @@ class Recipe:
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe; a bare name (``efficientdepth-s``) means a shipped recipe."""
     path = Path(path)
-    if not path.suffix and not path.exists():
+    if not path.suffix and not path.is_file():
         path = RECIPES_DIR / f"{path}.yaml"
     if not path.is_file():
         shipped = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))

@@ -96,6 +96,13 @@ class StepSampler(Sampler[int]):
         return (self.stop - self.start) * self.batch
 
 
+def _single_threaded_worker(_: int) -> None:
+    """Loader workers render and decode; OpenCV's own thread pool would oversubscribe the cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def lr_factor(step: int, stage: StageConfig) -> float:
     """Linear warm-up, then cosine decay to ``min_lr_ratio``."""
     if step < stage.warmup:
@@ -242,6 +249,7 @@ class Trainer:
             num_workers=self.recipe.workers,
             persistent_workers=False,
             prefetch_factor=4 if self.recipe.workers else None,
+            worker_init_fn=_single_threaded_worker,
         )
         bar = tqdm(
             total=stage.iterations,

@@ -1,0 +1,57 @@
+"""ONNX export: checker, ORT-vs-PyTorch parity, fixed and dynamic shapes, and the spec round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from edgedepth.artifact import read_onnx_spec
+from edgedepth_train.export import export_onnx, verify_parity
+from edgedepth_train.models.registry import build_model
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model("efficientdepth-s", pretrained=False).eval()
+
+
+@pytest.fixture(scope="module")
+def dynamic_onnx(model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("export") / "model.onnx"
+    export_onnx(model, path, (64, 96), dynamic=True, provenance={"recipe_sha256": "abc"})
+    return path
+
+
+def test_dynamic_export_parity(model: torch.nn.Module, dynamic_onnx: Path) -> None:
+    onnx.checker.check_model(str(dynamic_onnx), full_check=True)
+    assert verify_parity(model, dynamic_onnx, [(64, 96), (96, 64), (128, 160)], batch=2) < 1e-4
+
+
+def test_outputs_and_opset(dynamic_onnx: Path) -> None:
+    proto = onnx.load(str(dynamic_onnx))
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    sess = ort.InferenceSession(str(dynamic_onnx), providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == ["inverse_depth", "confidence"]
+    inv, conf = sess.run(None, {"image": torch.randn(3, 3, 96, 128).numpy()})
+    assert inv.shape == conf.shape == (3, 1, 96, 128)
+
+
+def test_spec_round_trip(dynamic_onnx: Path) -> None:
+    spec = read_onnx_spec(dynamic_onnx)
+    assert spec.name == "efficientdepth-s"
+    assert spec.input_size == (64, 96) and spec.dynamic_shape and spec.size_multiple == 32
+    assert spec.mean == (0.5, 0.5, 0.5) and spec.provenance["recipe_sha256"] == "abc"
+
+
+def test_static_export(model: torch.nn.Module, tmp_path: Path) -> None:
+    path = tmp_path / "static.onnx"
+    export_onnx(model, path, (64, 64), dynamic=False)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].shape == [1, 3, 64, 64]
+    assert verify_parity(model, path, [(64, 64)]) < 1e-4
+    assert not list(tmp_path.glob("*.tmp")), "the atomic write left a temp file"

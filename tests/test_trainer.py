@@ -1,0 +1,124 @@
+"""Recipes, checkpoints, exact resume and DDP parameter sync, on the seconds-long smoke recipe."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from edgedepth.errors import DataError, RecipeError
+from edgedepth_train.checkpoint import load_checkpoint, save_checkpoint
+from edgedepth_train.recipe import RECIPES_DIR, load_recipe, parse_recipe
+from edgedepth_train.trainer import Trainer
+
+
+def smoke_raw() -> dict:
+    return yaml.safe_load((RECIPES_DIR / "smoke.yaml").read_text())
+
+
+def test_shipped_recipes_parse() -> None:
+    recipe = load_recipe("efficientdepth-s")
+    assert recipe.model == "efficientdepth-s" and len(recipe.stages) >= 2 and len(recipe.sha256) == 64
+    assert {"perceptual", "edge_huber"} <= set(recipe.stages[-1].losses)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda r: r["stages"][1]["losses"].update(lpips=1.0), r"stages\[1\]\.losses\.lpips"),
+        (lambda r: r["stages"][0].update(learning_rate=1.0), r"stages\[0\]\.learning_rate"),
+        (lambda r: r.update(model="efficientdepth-xl"), "efficientdepth-s"),
+        (lambda r: r["stages"][0].update(resolution=[60, 64]), r"stages\[0\]\.resolution"),
+        (lambda r: r["stages"][0].update(iterations="ten"), r"stages\[0\]\.iterations"),
+        (lambda r: r["stages"][0]["data"].update(nyu=1.0), r"stages\[0\]\.data\.nyu"),
+        (lambda r: r["stages"][0].update(weighting="dwa"), "uncertainty"),
+        (lambda r: r.pop("stages"), r"recipe\.stages is required"),
+    ],
+)
+def test_recipe_errors_name_the_key(edit, match: str) -> None:
+    raw = smoke_raw()
+    edit(raw)
+    with pytest.raises(RecipeError, match=match):
+        parse_recipe(raw)
+
+
+def test_missing_data_folder_is_a_clear_error(tmp_path: Path) -> None:
+    raw = smoke_raw()
+    raw["sources"]["real"] = {"kind": "rgbd", "root": str(tmp_path / "nowhere")}
+    raw["stages"][0]["data"] = {"real": 1.0}
+    trainer = Trainer(parse_recipe(raw), tmp_path / "run")
+    with pytest.raises(DataError, match="nowhere"):
+        trainer.fit(max_steps=1)
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    state = {
+        "a": torch.arange(3.0),
+        "opt": {"state": {0: {"step": torch.tensor(2.0)}}, "groups": [{"lr": 0.1}]},
+    }
+    save_checkpoint(tmp_path / "c.safetensors", state, {"model": "x"})
+    back = load_checkpoint(tmp_path / "c.safetensors")
+    assert torch.equal(back["a"], state["a"]) and back["opt"]["state"][0]["step"].item() == 2.0
+    assert back["opt"]["groups"] == [{"lr": 0.1}] and list(back["opt"]["state"]) == [0]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def _states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_is_exact(tmp_path: Path) -> None:
+    """6 straight steps (crossing a stage boundary) equal 3 steps, a resume from disk, then 3 more."""
+    recipe = load_recipe("smoke")
+    straight = Trainer(recipe, tmp_path / "straight")
+    straight.fit(max_steps=6)
+
+    first = Trainer(recipe, tmp_path / "split")
+    first.fit(max_steps=3)
+    second = Trainer(recipe, tmp_path / "other")
+    second.resume(tmp_path / "split" / "checkpoint.safetensors")
+    assert (second.stage_index, second.step) == (0, 3)
+    second.fit(max_steps=3)
+    assert (second.stage_index, second.step) == (straight.stage_index, straight.step) == (1, 2)
+    assert _states_equal(second.model.state_dict(), straight.model.state_dict())
+    assert _states_equal(second.weighting.state_dict(), straight.weighting.state_dict())
+
+
+DDP_SCRIPT = textwrap.dedent(
+    """
+    import sys, torch
+    from safetensors.torch import save_file
+    from edgedepth_train.recipe import load_recipe
+    from edgedepth_train.trainer import Trainer, init_distributed
+    info = init_distributed()
+    trainer = Trainer(load_recipe("smoke"), sys.argv[1], info)
+    trainer.fit(max_steps=3)
+    # Parameters only: BatchNorm running stats are broadcast from rank 0 at each forward, then updated
+    # by each rank's own batch, so they differ after the last step (rank 0's are the ones saved).
+    state = {k: v.detach().contiguous() for k, v in trainer.model.named_parameters()}
+    state.update({"weighting." + k: v.detach() for k, v in trainer.weighting.named_parameters()})
+    save_file(state, f"{sys.argv[1]}/rank{info.rank}.safetensors")
+    """
+)
+
+
+def test_ddp_two_cpu_processes_keep_parameters_identical(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+           str(script), str(tmp_path)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
+    assert _states_equal(rank0, rank1)
+    start = dict(Trainer(load_recipe("smoke"), tmp_path / "unused").model.named_parameters())
+    assert not _states_equal({k: rank0[k] for k in start}, {k: v.detach() for k, v in start.items()})
