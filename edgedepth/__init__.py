@@ -29,14 +29,28 @@ __all__ = [
     "AccuracyGateError",
     "BackendUnavailableError",
     "CalibrationError",
+    "DepthEstimator",
+    "DepthResult",
     "EdgeDepthError",
     "InputError",
     "ModelLoadError",
     "ModelSpec",
     "SourceError",
+    "VideoSource",
     "__version__",
     "default_model_path",
 ]
+
+_LAZY = {"DepthEstimator": "estimator", "DepthResult": "estimator", "VideoSource": "capture"}
+
+
+def __getattr__(name: str) -> object:
+    """Import the facade and capture modules on first use, keeping ``import edgedepth`` light."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def default_model_path(precision: str | Precision = "fp32") -> Path:

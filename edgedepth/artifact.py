@@ -59,7 +59,7 @@ def parse_enum(enum_type: type[Enum], value: object, option: str) -> Any:
     try:
         return enum_type(str(value).lower())
     except ValueError:
-        valid = [m.value for m in enum_type]  # type: ignore[attr-defined]
+        valid = [m.value for m in enum_type]
         raise ValueError(f"{option}={value!r} is not valid; choose one of {choices(valid)}") from None
 
 

@@ -1,0 +1,194 @@
+"""The ``edgedepth`` command line: thin argument parsing over the Python API.
+
+edgedepth demo                                   # embedded model on the embedded clip -> demo_depth.mp4
+edgedepth predict photos/*.jpg -o out/           # colourised PNG, 16-bit PNG + scale, .npy
+edgedepth stream 0 --show                        # camera 0; also files, folders, rtsp://, GStreamer
+edgedepth info [MODEL]                           # spec, inputs/outputs, backends and why
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import EdgeDepthError, InputError
+
+DEMO_CLIP = Path(__file__).resolve().parent / "data" / "demo.mp4"
+OUTPUT_FORMATS = ("color", "png16", "npy")
+
+
+def _estimator(args: argparse.Namespace):
+    from .estimator import DepthEstimator
+
+    return DepthEstimator(args.model, backend=args.backend, precision=args.precision, threads=args.threads)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import cv2
+    from tqdm import tqdm
+
+    from .imageio import atomic_write_bytes, save_npy, save_png16
+
+    formats = set(args.format)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    with _estimator(args) as est:
+        for path in tqdm(
+            [Path(p) for p in args.images], desc="predict", unit="img", disable=len(args.images) < 2
+        ):
+            result = est.predict(path)
+            stem = out / path.stem
+            if "color" in formats:
+                ok, buf = cv2.imencode(".png", result.colorize(args.cmap, args.invert))
+                if not ok:
+                    raise InputError(f"could not encode the depth image of {path} as PNG")
+                atomic_write_bytes(stem.with_name(stem.name + "_depth.png"), buf.tobytes())
+            if "png16" in formats:
+                save_png16(stem.with_name(stem.name + "_inverse_depth16.png"), result.inverse_depth)
+            if "npy" in formats:
+                save_npy(stem.with_name(stem.name + "_inverse_depth.npy"), result.inverse_depth)
+    print(f"wrote {len(args.images)} result(s) to {out}")
+    return 0
+
+
+def run_stream(args: argparse.Namespace, source: object, save: str | None, show: bool) -> int:
+    """Shared by ``stream`` and ``demo``: run, optionally show and save side by side, report FPS."""
+    import cv2
+
+    from .postprocess import SideBySideWriter, side_by_side
+
+    writer = None
+    last_report = time.perf_counter()
+    with _estimator(args) as est, est.stream(source, max_frames=args.max_frames) as frames:
+        try:
+            for frame, result in frames:
+                view = side_by_side(frame, result.colorize(args.cmap, args.invert))
+                if save:
+                    if writer is None:
+                        fps = frames.source.fps_hint or 30.0
+                        writer = SideBySideWriter(save, fps, (frame.shape[1], frame.shape[0]))
+                    writer.write(frame, view[:, frame.shape[1] :])
+                if show:
+                    cv2.imshow("edgedepth", view)
+                    if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                        break
+                if time.perf_counter() - last_report >= 1.0:
+                    s = frames.stats
+                    print(f"\r{s.frames} frames  {s.fps:5.1f} FPS  infer {s.infer_ms_median:5.1f} ms  "
+                          f"latency {s.latency_ms_median:6.1f} ms  dropped {s.dropped}", end="", flush=True)  # fmt: skip
+                    last_report = time.perf_counter()
+        except KeyboardInterrupt:
+            print("\ninterrupted")
+        finally:
+            if writer is not None:
+                writer.close()
+            if show:
+                cv2.destroyAllWindows()
+        s = frames.stats
+    print(f"\n{s.frames} frames in {s.elapsed_s:.1f} s: stream {s.fps:.1f} FPS, model-only "
+          f"{1e3 / s.infer_ms_median:.1f} FPS (median infer {s.infer_ms_median:.1f} ms), "
+          f"median latency {s.latency_ms_median:.1f} ms, dropped {s.dropped}, timeouts {s.timeouts}"
+          f"; backend {est.backend_name}")  # fmt: skip
+    if save:
+        print(f"saved {save}")
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    source: object = int(args.source) if args.source.isdigit() else args.source
+    return run_stream(args, source, args.save, args.show)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_stream(args, str(DEMO_CLIP), args.save, args.show)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .backends.base import available_backends
+
+    print(f"edgedepth {__version__}")
+    print("backends:")
+    for status in available_backends():
+        print(f"  {status.kind:<12} {'yes' if status.available else 'no ':<4} {status.reason}")
+    with _estimator(args) as est:
+        spec = est.spec
+        print(f"model: {est.model_path}")
+        print(f"  backend chosen: {est.backend_name}")
+        for reason in est.backend_reasons:
+            print(f"    {reason}")
+        print(f"  name {spec.name} (version {spec.version}), precision {spec.precision}")
+        print(f"  input '{spec.input_name}': {spec.input_size[0]}x{spec.input_size[1]}, "
+              f"{'dynamic (multiples of ' + str(spec.size_multiple) + ')' if spec.dynamic_shape else 'fixed'}, "
+              f"{spec.resize_mode} resize, {spec.interpolation}, {spec.color_order}, mean {spec.mean}, std {spec.std}")  # fmt: skip
+        print(f"  outputs: '{spec.output_name}' ({spec.output_kind}), '{spec.confidence_name}'")
+        for key, value in sorted(spec.provenance.items()):
+            print(f"  provenance.{key}: {value}")
+    return 0
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="path to .onnx or .engine (default: the embedded efficientdepth-s)")
+    p.add_argument("--backend", default="auto", help="auto, onnxruntime, openvino or tensorrt")
+    p.add_argument("--precision", default="fp32", help="fp32 or int8 (selects the embedded model's variant)")
+    p.add_argument("--threads", type=int, help="inference threads (default: the backend's)")
+
+
+def _add_view_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cmap", default="turbo", help="turbo, inferno, magma, viridis or gray")
+    p.add_argument("--invert", action="store_true", help="reverse the colour map")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgedepth", description="Fast monocular depth estimation.")
+    parser.add_argument("--version", action="version", version=f"edgedepth {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="depth for image files")
+    p.add_argument("images", nargs="+")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--format", nargs="+", default=list(OUTPUT_FORMATS), choices=OUTPUT_FORMATS)
+    _add_model_options(p)
+    _add_view_options(p)
+    p.set_defaults(func=cmd_predict)
+
+    for name, func, help_text in (("stream", cmd_stream, "depth for a camera, video, folder or URL"),
+                                  ("demo", cmd_demo, "the embedded model on the embedded clip")):  # fmt: skip
+        p = sub.add_parser(name, help=help_text)
+        if name == "stream":
+            p.add_argument(
+                "source", help="camera index, /dev/videoN, file, folder, glob, URL or GStreamer pipeline"
+            )
+        p.add_argument("--show", action="store_true", help="show a window (needs a display)")
+        p.add_argument(
+            "--save", default="demo_depth.mp4" if name == "demo" else None, help="side-by-side .mp4/.avi"
+        )
+        p.add_argument("--max-frames", type=int)
+        _add_model_options(p)
+        _add_view_options(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("info", help="model spec, inputs, outputs and available backends")
+    p.add_argument("model", nargs="?", help="model file (default: the embedded model)")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--precision", default="fp32")
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except EdgeDepthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

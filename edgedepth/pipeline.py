@@ -1,0 +1,194 @@
+"""The streaming pipeline behind ``DepthEstimator.stream``.
+
+Three stages overlap: a capture thread reads and preprocesses frames, an inference thread runs the model
+and maps the output back to the frame, and the caller's loop consumes ``(frame, result)``. Bounded queues
+join them, so a slow consumer applies back-pressure: file sources then lose no frame, while live sources
+keep only their newest frame and count the rest as dropped (``VideoSource`` does that). A source that
+fails is reported by raising ``SourceError`` from the loop, never silently skipped.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .capture import ReadStatus, VideoSource
+from .errors import SourceError
+
+if TYPE_CHECKING:
+    from .estimator import DepthEstimator, DepthResult
+
+POLL_S = 0.05  # how often blocked threads look at the stop flag: Ctrl-C stops the pipeline well within 2 s
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    frames: int
+    elapsed_s: float
+    fps: float  # end to end, frames delivered to the caller per second
+    infer_ms_median: float
+    preprocess_ms_median: float
+    latency_ms_median: float  # capture to delivery
+    dropped: int  # frames the live source overwrote before they were read
+    timeouts: int
+    capture_fps: float
+
+
+class _End:
+    """Queue sentinel: the capture side finished (``error`` set when it failed)."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+class StreamPipeline:
+    """Iterator of ``(frame, DepthResult)``; also a context manager. ``max_frames`` stops early."""
+
+    def __init__(
+        self,
+        estimator: DepthEstimator,
+        source: Any,
+        *,
+        max_frames: int | None = None,
+        queue_size: int = 2,
+        **source_options: Any,
+    ) -> None:
+        self.estimator = estimator
+        self.source = source if isinstance(source, VideoSource) else VideoSource(source, **source_options)
+        self.max_frames = max_frames
+        self._stop = threading.Event()
+        self._prepared: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._results: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._frames = 0
+        self._timeouts = 0
+        self._t0 = time.perf_counter()
+        self._infer_ms: deque[float] = deque(maxlen=512)
+        self._pre_ms: deque[float] = deque(maxlen=512)
+        self._latency_ms: deque[float] = deque(maxlen=512)
+        self._threads = [
+            threading.Thread(target=self._capture_loop, name="edgedepth-capture", daemon=True),
+            threading.Thread(target=self._infer_loop, name="edgedepth-infer", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    # -- worker threads ---------------------------------------------------------------------------------
+    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _capture_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                frame = self.source.read()
+                if frame.status is ReadStatus.TIMEOUT:
+                    self._timeouts += 1
+                    continue
+                if frame.status is ReadStatus.END_OF_STREAM:
+                    break
+                if frame.status is ReadStatus.ERROR:
+                    raise SourceError(f"{self.source.uri}: {frame.error or 'read failed'}")
+                t0 = time.perf_counter()
+                bgr, x, plan = self.estimator.prepare(frame.image)  # type: ignore[arg-type]
+                pre_ms = (time.perf_counter() - t0) * 1e3
+                if not self._put(self._prepared, (bgr, x, plan, pre_ms, frame.timestamp_s)):
+                    return
+            self._put(self._prepared, _End())
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._put(self._prepared, _End(exc))
+
+    def _infer_loop(self) -> None:
+        from .estimator import DepthResult
+
+        while not self._stop.is_set():
+            try:
+                item = self._prepared.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            if isinstance(item, _End):
+                self._put(self._results, item)
+                return
+            bgr, x, plan, pre_ms, captured_s = item
+            try:
+                t0 = time.perf_counter()
+                outputs = self.estimator._backend.infer(x)
+                t1 = time.perf_counter()
+                r = self.estimator._finish(outputs, 0, plan)
+                t2 = time.perf_counter()
+            except BaseException as exc:
+                self._put(self._results, _End(exc))
+                return
+            timings = {"preprocess": pre_ms, "infer": (t1 - t0) * 1e3, "postprocess": (t2 - t1) * 1e3}
+            self._put(self._results, (bgr, DepthResult(r.inverse_depth, r.confidence, timings), captured_s))
+
+    # -- the consumer side ------------------------------------------------------------------------------
+    def __iter__(self) -> StreamPipeline:
+        return self
+
+    def __next__(self) -> tuple[np.ndarray, DepthResult]:
+        if self.max_frames is not None and self._frames >= self.max_frames:
+            self.close()
+        while not self._stop.is_set():
+            try:
+                item = self._results.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            if isinstance(item, _End):
+                self.close()
+                if item.error is not None:
+                    raise item.error
+                break
+            bgr, result, captured_s = item
+            self._frames += 1
+            self._infer_ms.append(result.timings_ms["infer"])
+            self._pre_ms.append(result.timings_ms["preprocess"])
+            self._latency_ms.append((time.monotonic() - captured_s) * 1e3)
+            return bgr, result
+        raise StopIteration
+
+    @property
+    def stats(self) -> StreamStats:
+        elapsed = time.perf_counter() - self._t0
+        src = self.source.stats
+
+        def median(values: deque[float]) -> float:
+            return float(np.median(values)) if values else float("nan")
+
+        return StreamStats(
+            frames=self._frames,
+            elapsed_s=elapsed,
+            fps=self._frames / elapsed if elapsed > 0 else 0.0,
+            infer_ms_median=median(self._infer_ms),
+            preprocess_ms_median=median(self._pre_ms),
+            latency_ms_median=median(self._latency_ms),
+            dropped=src.dropped,
+            timeouts=self._timeouts,
+            capture_fps=src.capture_fps,
+        )
+
+    def close(self) -> None:
+        """Stop both threads and the source; returns within about a second."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self.source.close()
+        for t in self._threads:
+            if t is not threading.current_thread():
+                t.join(timeout=1.0)
+
+    def __enter__(self) -> StreamPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,69 @@
+"""The edgedepth CLI, run as a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from tiny_models import make_tiny_depth_onnx
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edgedepth.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_depth_onnx(tmp_path_factory.mktemp("cli") / "tiny.onnx")
+
+
+def test_info_lists_spec_and_backends(tiny_onnx: Path) -> None:
+    done = run_cli("info", str(tiny_onnx))
+    assert done.returncode == 0, done.stderr
+    for text in ("tiny-depth", "onnxruntime", "openvino", "tensorrt", "backend chosen"):
+        assert text in done.stdout
+
+
+def test_predict_writes_every_format(tiny_onnx: Path, tmp_path: Path) -> None:
+    images = []
+    for i in range(3):
+        images.append(tmp_path / f"img{i}.png")
+        cv2.imwrite(str(images[-1]), np.full((40, 56, 3), 60 * i, np.uint8))
+    done = run_cli("predict", *map(str, images), "-o", str(tmp_path / "out"), "--model", str(tiny_onnx))
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert (
+        "img0_depth.png" in names
+        and "img2_inverse_depth.npy" in names
+        and "img1_inverse_depth16.png" in names
+    )
+    assert np.load(tmp_path / "out" / "img0_inverse_depth.npy").shape == (40, 56)
+
+
+def test_stream_saves_side_by_side(tiny_onnx: Path, tmp_path: Path) -> None:
+    video = tmp_path / "in.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(12):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    out = tmp_path / "out.mp4"
+    done = run_cli("stream", str(video), "--save", str(out), "--model", str(tiny_onnx), "--max-frames", "8")
+    assert done.returncode == 0, done.stderr
+    assert "FPS" in done.stdout and "dropped 0" in done.stdout
+    capture = cv2.VideoCapture(str(out))
+    assert (
+        int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 8 and int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) == 128
+    )
+
+
+def test_errors_exit_2_with_a_message(tmp_path: Path) -> None:
+    done = run_cli("info", str(tmp_path / "missing.onnx"))
+    assert done.returncode == 2 and "missing.onnx" in done.stderr
+    done = run_cli("stream", "ftp://nowhere/x", "--max-frames", "1")
+    assert done.returncode == 2 and "ftp://nowhere/x" in done.stderr

@@ -1,0 +1,208 @@
+"""DepthEstimator and the streaming pipeline, on real ONNX Runtime / OpenVINO sessions and real videos."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from tiny_models import make_tiny_depth_onnx, tiny_depth_reference
+
+from edgedepth import DepthEstimator, ModelSpec
+from edgedepth.capture import VideoSource
+from edgedepth.errors import InputError, ModelLoadError, SourceError
+from edgedepth.preprocess import preprocess, unpad_and_resize
+
+BACKENDS = ["onnxruntime", "openvino"]
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_depth_onnx(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [
+        rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(48, 64), (30, 40), (64, 64), (97, 53)]
+    ]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_predict_matches_the_reference_pipeline(
+    tiny_onnx: Path, frames: list[np.ndarray], backend: str
+) -> None:
+    with DepthEstimator(tiny_onnx, backend=backend) as est:
+        assert est.backend_name == backend
+        for frame in frames:
+            result = est.predict(frame)
+            x, plan = preprocess(frame, est.spec, est.input_hw(frame.shape[:2]))
+            ref = tiny_depth_reference(x)
+            inv, conf = ref["inverse_depth"], ref["confidence"]
+            assert result.inverse_depth.shape == result.confidence.shape == frame.shape[:2]
+            assert result.inverse_depth.dtype == np.float32
+            np.testing.assert_allclose(result.inverse_depth, unpad_and_resize(inv[0, 0], plan), atol=1e-4)
+            np.testing.assert_allclose(result.confidence, unpad_and_resize(conf[0, 0], plan), atol=1e-4)
+            assert set(result.timings_ms) == {"preprocess", "infer", "postprocess"}
+            assert result.colorize().shape == (*frame.shape[:2], 3)
+
+
+def test_predict_batch_equals_predict(tiny_onnx: Path, frames: list[np.ndarray]) -> None:
+    with DepthEstimator(tiny_onnx) as est:
+        batch = est.predict_batch([*frames, frames[0]])
+        for frame, result in zip([*frames, frames[0]], batch, strict=True):
+            np.testing.assert_allclose(result.inverse_depth, est.predict(frame).inverse_depth, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_threads_sharing_one_estimator_match_a_sequential_run(tiny_onnx: Path, backend: str) -> None:
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (40 + 8 * i, 64, 3), dtype=np.uint8) for i in range(16)]
+    with DepthEstimator(tiny_onnx, backend=backend) as est:
+        expected = [est.predict(img).inverse_depth for img in images]
+        got: dict[int, np.ndarray] = {}
+
+        def work(worker: int) -> None:
+            for _ in range(3):
+                for i in range(worker, len(images), 8):
+                    got[i] = est.predict(images[i]).inverse_depth
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for i, exp in enumerate(expected):
+        np.testing.assert_allclose(got[i], exp, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [None, np.zeros((0, 10, 3), np.uint8), np.zeros((1, 1, 3), np.uint8), np.zeros((32, 32, 7), np.uint8)],
+    ids=["none", "empty", "1x1", "7-channels"],
+)
+def test_bad_images_raise_input_error(tiny_onnx: Path, bad: object) -> None:
+    with DepthEstimator(tiny_onnx) as est, pytest.raises(InputError):
+        est.predict(bad)  # type: ignore[arg-type]
+
+
+def test_bad_files_raise_input_error(tiny_onnx: Path, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not an image")
+    with DepthEstimator(tiny_onnx) as est:
+        for path in (tmp_path / "notes.txt", tmp_path / "missing.png"):
+            with pytest.raises(InputError, match=path.name):
+                est.predict(path)
+
+
+def test_16bit_grey_and_float_images_are_converted(tiny_onnx: Path) -> None:
+    with DepthEstimator(tiny_onnx) as est:
+        base = est.predict(np.full((32, 48, 3), 128, np.uint8)).inverse_depth
+        for image in (np.full((32, 48), 128 * 257, np.uint16), np.full((32, 48, 3), 128 / 255, np.float32)):
+            np.testing.assert_allclose(est.predict(image).inverse_depth, base, atol=1e-4)
+
+
+def test_corrupt_and_truncated_models_raise_model_load_error(tiny_onnx: Path, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(np.random.default_rng(0).bytes(4096))
+    truncated = tmp_path / "truncated.onnx"
+    data = tiny_onnx.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    for path in (corrupt, truncated, tmp_path / "missing.onnx", tmp_path / "model.pt"):
+        with pytest.raises(ModelLoadError, match=path.name):
+            DepthEstimator(path)
+
+
+def test_third_party_model_needs_an_explicit_spec(tmp_path: Path) -> None:
+    """A model without edgedepth metadata loads when the caller describes it with a ModelSpec."""
+    import onnx
+
+    path = make_tiny_depth_onnx(tmp_path / "third_party.onnx")
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(path))
+    with pytest.raises(ModelLoadError, match="spec"):
+        DepthEstimator(path)
+    spec = ModelSpec(name="third-party", input_size=(28, 28), size_multiple=14, dynamic_shape=True)
+    with DepthEstimator(path, spec=spec) as est:
+        assert est.predict(np.zeros((50, 70, 3), np.uint8)).inverse_depth.shape == (50, 70)
+        assert est.input_hw((50, 70)) == (14, 28)  # aspect kept at the long side, multiples of 14
+
+
+def test_predict_real_photographs(tiny_onnx: Path, images_dir: Path) -> None:
+    paths = sorted(images_dir.glob("*.jpg"))[:4] + sorted(images_dir.glob("*.png"))[:2]
+    with DepthEstimator(tiny_onnx) as est:
+        for path in paths:
+            result = est.predict(path)
+            assert result.inverse_depth.shape == cv2.imread(str(path)).shape[:2]
+            assert np.isfinite(result.inverse_depth).all()
+
+
+def write_video(path: Path, n: int, size: tuple[int, int] = (64, 48)) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, size)
+    for i in range(n):
+        writer.write(np.full((size[1], size[0], 3), (i * 9) % 256, np.uint8))
+    writer.release()
+    return path
+
+
+def test_stream_a_written_video_end_to_end(tiny_onnx: Path, tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.avi", 37)
+    with DepthEstimator(tiny_onnx) as est, est.stream(str(video)) as frames:
+        count = sum(1 for frame, result in frames if result.inverse_depth.shape == frame.shape[:2])
+        assert count == 37 == frames.stats.frames and frames.stats.dropped == 0
+
+
+def test_stream_a_real_video_end_to_end(tiny_onnx: Path, video_dir: Path) -> None:
+    path = video_dir / "tree.avi"
+    capture, decodable = cv2.VideoCapture(str(path)), 0
+    while capture.read()[0]:
+        decodable += 1
+    with DepthEstimator(tiny_onnx) as est, est.stream(str(path)) as frames:
+        assert sum(1 for _ in frames) == decodable > 0
+
+
+class FailingCamera:
+    """A capture-like live source that delivers a few frames, then fails for good."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        self.n += 1
+        time.sleep(0.005)
+        return (self.n <= 5, np.zeros((32, 32, 3), np.uint8) if self.n <= 5 else None)
+
+    def isOpened(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_source_that_fails_is_reported(tiny_onnx: Path) -> None:
+    source = VideoSource.from_capture(FailingCamera(), live=True, reconnect=False)
+    with DepthEstimator(tiny_onnx) as est, pytest.raises(SourceError):
+        for _ in est.stream(source):
+            pass
+
+
+def test_closing_a_live_stream_is_prompt(tiny_onnx: Path) -> None:
+    class EndlessCamera(FailingCamera):
+        def read(self) -> tuple[bool, np.ndarray]:
+            time.sleep(0.002)
+            return True, np.zeros((32, 32, 3), np.uint8)
+
+    source = VideoSource.from_capture(EndlessCamera(), live=True)
+    with DepthEstimator(tiny_onnx) as est:
+        frames = est.stream(source)
+        for i, _ in enumerate(frames):
+            if i == 10:
+                break
+        t0 = time.perf_counter()
+        frames.close()
+        assert time.perf_counter() - t0 < 2.0
+        assert not any(t.is_alive() for t in frames._threads)
