@@ -1,0 +1,384 @@
+"""VideoSource: cameras, video files, image folders, network streams and GStreamer pipelines behind one API.
+
+``classify_source`` maps a uri to a SourceKind with a small rule table, each kind has an opener (a zero-arg
+function returning a cv2.VideoCapture-like object), and every source, built in or wrapped with
+``VideoSource.from_capture``, then runs through the same FrameGrabber thread (``capture_live.py``).
+Live sources hand out only the newest frame; file sources hand out every frame in order.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import weakref
+from collections.abc import Callable, Iterator
+from enum import Enum
+from functools import cache
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import numpy as np
+
+from .capture_live import (
+    CaptureLike,
+    CaptureStats,
+    Frame,
+    FrameGrabber,
+    Opener,
+    ReadStatus,
+    as_opener,
+    describe_capture,
+    release_quietly,
+)
+from .errors import InputError, SourceError
+
+__all__ = [
+    "CaptureLike",
+    "CaptureStats",
+    "Frame",
+    "ImageSequenceCapture",
+    "ReadStatus",
+    "SourceKind",
+    "VideoSource",
+    "classify_source",
+    "jetson_csi_pipeline",
+]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "tcp://")
+GLOB_CHARS = "*?["
+STREAM_TIMEOUT_MS = 10_000  # FFmpeg's own open/read timeouts, so a dead server ends in a reconnect
+ACCEPTED = (
+    "a camera index (0, '0') or /dev/videoN; a video file; an image folder or glob ('frames/*.png'); "
+    f"a URL starting with {', '.join(STREAM_SCHEMES)}; or a GStreamer pipeline containing ' ! '"
+)
+
+
+class SourceKind(Enum):
+    """What a uri names; CAMERA, STREAM and GSTREAMER are live, FILE and IMAGES are read in full."""
+
+    CAMERA = "camera"
+    FILE = "file"
+    IMAGES = "images"
+    STREAM = "stream"
+    GSTREAMER = "gstreamer"
+
+
+LIVE_KINDS = frozenset({SourceKind.CAMERA, SourceKind.STREAM, SourceKind.GSTREAMER})
+_CAMERA_DEVICE = re.compile(r"/dev/video\d+")
+
+# First match wins. Existing paths come before the glob test so a file named "a[1].mp4" stays a file.
+_RULES: tuple[tuple[SourceKind, Callable[[str], bool]], ...] = (
+    (SourceKind.GSTREAMER, lambda s: " ! " in s),
+    (SourceKind.STREAM, lambda s: s.lower().startswith(STREAM_SCHEMES)),
+    (SourceKind.CAMERA, lambda s: (s.isascii() and s.isdigit()) or _CAMERA_DEVICE.fullmatch(s) is not None),
+    (SourceKind.IMAGES, os.path.isdir),
+    (SourceKind.FILE, os.path.isfile),
+    (SourceKind.IMAGES, lambda s: any(c in s for c in GLOB_CHARS)),
+    (SourceKind.FILE, lambda s: "://" not in s),  # a missing path: opening it names it
+)
+
+
+def classify_source(uri: int | str | os.PathLike[str]) -> SourceKind:
+    """Say which kind of source ``uri`` names, without opening anything; SourceError if it fits none."""
+    if isinstance(uri, bool) or not isinstance(uri, int | str | os.PathLike):
+        raise SourceError(f"source '{uri}' has type {type(uri).__name__}; accepted: {ACCEPTED}")
+    if isinstance(uri, int):
+        if uri < 0:
+            raise SourceError(f"camera index {uri} is negative; accepted: {ACCEPTED}")
+        return SourceKind.CAMERA
+    text = os.fspath(uri).strip()
+    for kind, matches in _RULES if text else ():
+        if matches(text):
+            return kind
+    raise SourceError(f"cannot use source '{uri}': unknown scheme or form; accepted: {ACCEPTED}")
+
+
+def jetson_csi_pipeline(
+    sensor_id: int = 0,
+    width: int = 1280,
+    height: int = 720,
+    fps: int = 30,
+    flip: int = 0,
+    out_width: int | None = None,
+    out_height: int | None = None,
+) -> str:
+    """The standard GStreamer pipeline for a Jetson CSI camera (nvarguscamerasrc), ending in BGR for OpenCV."""
+    for name, value in (("width", width), ("height", height), ("fps", fps)):
+        if int(value) <= 0:
+            raise InputError(f"jetson_csi_pipeline: {name}={value} must be a positive integer")
+    if not 0 <= flip <= 7:
+        raise InputError(f"jetson_csi_pipeline: flip={flip} must be an nvvidconv flip-method, one of 0..7")
+    if sensor_id < 0:
+        raise InputError(f"jetson_csi_pipeline: sensor_id={sensor_id} must be 0 or more")
+    return (
+        f"nvarguscamerasrc sensor-id={sensor_id} ! "
+        f"video/x-raw(memory:NVMM), width={width}, height={height}, framerate={fps}/1 ! "
+        f"nvvidconv flip-method={flip} ! "
+        f"video/x-raw, width={out_width or width}, height={out_height or height}, format=BGRx ! "
+        "videoconvert ! video/x-raw, format=BGR ! appsink drop=1 max-buffers=1"
+    )
+
+
+class ImageSequenceCapture:
+    """A capture-like reader over image files in order; files that fail to decode are skipped and counted."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._paths = paths
+        self._position = 0
+        self._open = True
+        self.corrupt = 0
+
+    def isOpened(self) -> bool:
+        return self._open
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        while self._open and self._position < len(self._paths):
+            path = self._paths[self._position]
+            self._position += 1
+            image = _decode_image(path)
+            if image is not None:
+                return True, image
+            self.corrupt += 1
+        return False, None
+
+    def get(self, prop: int) -> float:
+        if prop == cv2.CAP_PROP_FRAME_COUNT:
+            return float(len(self._paths))
+        if prop == cv2.CAP_PROP_POS_FRAMES:
+            return float(self._position)
+        return 0.0
+
+    def release(self) -> None:
+        self._open = False
+
+
+def _decode_image(path: Path) -> np.ndarray | None:
+    """Decode one image as BGR uint8 (via imdecode, so non-ASCII paths work); None if unreadable."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+        return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except (OSError, cv2.error):
+        return None
+
+
+def list_images(folder_or_glob: str) -> list[Path]:
+    """Image files of a folder (not recursive) or a glob pattern, sorted by path; SourceError if none."""
+    if os.path.isdir(folder_or_glob):
+        candidates = [p for p in Path(folder_or_glob).iterdir() if p.is_file()]
+        where = f"folder '{folder_or_glob}'"
+    else:
+        candidates = [Path(p) for p in glob.glob(folder_or_glob, recursive=True) if os.path.isfile(p)]
+        where = f"glob '{folder_or_glob}'"
+    images = sorted(p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise SourceError(f"{where} holds no image files; accepted suffixes: {', '.join(IMAGE_SUFFIXES)}")
+    return images
+
+
+def _camera_opener(text: str, api: int | None) -> Opener:
+    target: int | str = int(text) if text.isdigit() else text
+
+    def open_camera() -> CaptureLike:
+        if isinstance(target, str) and not os.path.exists(target):
+            raise SourceError(f"camera device {target} does not exist (unplugged, or no such camera)")
+        return cv2.VideoCapture(target, cv2.CAP_ANY if api is None else api)
+
+    return open_camera
+
+
+def _file_opener(text: str, api: int | None) -> Opener:
+    def open_file() -> CaptureLike:
+        if not os.path.isfile(text):
+            raise SourceError(f"video file '{text}' does not exist; accepted sources: {ACCEPTED}")
+        return cv2.VideoCapture(text, cv2.CAP_ANY if api is None else api)
+
+    open_file()  # a missing file fails here, with its name, rather than at first read
+    return open_file
+
+
+def _images_opener(text: str, api: int | None) -> Opener:
+    paths = list_images(text)
+    return lambda: ImageSequenceCapture(paths)
+
+
+def _stream_opener(text: str, api: int | None) -> Opener:
+    params = [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        STREAM_TIMEOUT_MS,
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        STREAM_TIMEOUT_MS,
+    ]
+    return lambda: cv2.VideoCapture(text, cv2.CAP_FFMPEG if api is None else api, params)
+
+
+def _gstreamer_opener(text: str, api: int | None) -> Opener:
+    return lambda: cv2.VideoCapture(text, cv2.CAP_GSTREAMER if api is None else api)
+
+
+_OPENERS: dict[SourceKind, Callable[[str, int | None], Opener]] = {
+    SourceKind.CAMERA: _camera_opener,
+    SourceKind.FILE: _file_opener,
+    SourceKind.IMAGES: _images_opener,
+    SourceKind.STREAM: _stream_opener,
+    SourceKind.GSTREAMER: _gstreamer_opener,
+}
+
+
+@cache
+def _opencv_has(feature: str) -> bool:
+    """Whether this OpenCV build lists ``feature`` (e.g. GStreamer) as YES in its build information."""
+    match = re.search(rf"^\s*{feature}:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    return match is not None and match.group(1).upper() == "YES"
+
+
+class VideoSource:
+    """Frames from any source through one API: ``read()``, iteration, ``stats`` and ``close()``.
+
+    ``timeout_s`` bounds each read (TIMEOUT after it); ``reconnect`` and ``backoff_s`` (initial, max seconds)
+    govern reopening a live source whose reads fail; ``loop`` restarts file sources at their end (live sources
+    ignore it); ``api_preference`` is a cv2.CAP_* backend. Raises SourceError if the source cannot be opened.
+    """
+
+    def __init__(
+        self,
+        uri: int | str | os.PathLike[str],
+        *,
+        timeout_s: float = 1.0,
+        reconnect: bool = True,
+        backoff_s: tuple[float, float] = (0.5, 8.0),
+        loop: bool = False,
+        api_preference: int | None = None,
+    ) -> None:
+        kind = classify_source(uri)
+        text = str(uri) if isinstance(uri, int) else os.fspath(uri).strip()
+        opener = _OPENERS[kind](text, api_preference)
+        self._start(opener, kind, kind in LIVE_KINDS, text, timeout_s, reconnect, backoff_s, loop)
+
+    @classmethod
+    def from_capture(
+        cls,
+        capture: CaptureLike | Opener,
+        live: bool = True,
+        uri: str = "<custom>",
+        *,
+        kind: SourceKind | None = None,
+        timeout_s: float = 1.0,
+        reconnect: bool = True,
+        backoff_s: tuple[float, float] = (0.5, 8.0),
+        loop: bool = False,
+    ) -> VideoSource:
+        """Wrap a cv2.VideoCapture-like object, or a zero-arg callable making one (needed to reconnect)."""
+        source = cls.__new__(cls)
+        kind = kind or (SourceKind.CAMERA if live else SourceKind.FILE)
+        source._start(as_opener(capture), kind, live, uri, timeout_s, reconnect, backoff_s, loop)
+        return source
+
+    def _start(
+        self,
+        opener: Opener,
+        kind: SourceKind,
+        live: bool,
+        uri: str,
+        timeout_s: float,
+        reconnect: bool,
+        backoff_s: tuple[float, float],
+        loop: bool,
+    ) -> None:
+        if not timeout_s > 0:
+            raise InputError(f"timeout_s={timeout_s!r} must be a positive number of seconds")
+        if len(backoff_s) != 2 or not 0 < backoff_s[0] <= backoff_s[1]:
+            raise InputError(
+                f"backoff_s={backoff_s!r} must be (initial, max) seconds with 0 < initial <= max"
+            )
+        self._kind, self._live, self._uri, self._timeout_s = kind, live, uri, float(timeout_s)
+        self._last_error: str | None = None
+        try:
+            capture = opener()
+        except SourceError:
+            raise
+        except Exception as exc:
+            raise SourceError(
+                f"cannot open {kind.value} source '{uri}': {exc}; accepted: {ACCEPTED}"
+            ) from exc
+        if not capture.isOpened():
+            release_quietly(capture)
+            hint = ""
+            if kind is SourceKind.GSTREAMER and not _opencv_has("GStreamer"):
+                hint = " (this OpenCV build has no GStreamer support)"
+            raise SourceError(f"cannot open {kind.value} source '{uri}'{hint}; accepted: {ACCEPTED}")
+        self._fps_hint, self._frame_size = describe_capture(capture)
+        self._grabber = FrameGrabber(
+            capture,
+            opener,
+            live=live,
+            reconnect=reconnect,
+            backoff_s=(float(backoff_s[0]), float(backoff_s[1])),
+            loop=loop,
+            name=f"edgedepth-capture[{uri}]",
+        )
+        weakref.finalize(self, self._grabber.close, 0.0)  # a forgotten source stops its thread when collected
+
+    def read(self, timeout_s: float | None = None) -> Frame:
+        """The next frame (live: the newest one not yet returned), or TIMEOUT / END_OF_STREAM / ERROR."""
+        frame = self._grabber.read(self._timeout_s if timeout_s is None else timeout_s)
+        if frame.status is ReadStatus.ERROR:
+            self._last_error = frame.error
+        return frame
+
+    def __iter__(self) -> Iterator[Frame]:
+        """OK frames until END_OF_STREAM or ERROR (then see ``last_error``); timeouts are skipped."""
+        while True:
+            frame = self.read()
+            if frame.status is ReadStatus.OK:
+                yield frame
+            elif frame.status is not ReadStatus.TIMEOUT:
+                return
+
+    def close(self) -> None:
+        """Stop the grabber (joined within about 1 s) and wake any read waiting in another thread."""
+        self._grabber.close()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"VideoSource({self._uri!r}, kind={self._kind.name})"
+
+    @property
+    def stats(self) -> CaptureStats:
+        return self._grabber.stats()
+
+    @property
+    def kind(self) -> SourceKind:
+        return self._kind
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+    @property
+    def is_live(self) -> bool:
+        return self._live
+
+    @property
+    def fps_hint(self) -> float | None:
+        """The container's frame rate when it states one, else None."""
+        return self._fps_hint
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """(width, height) from the container, else from the newest captured frame, else None."""
+        return self._frame_size or self._grabber.last_size
+
+    @property
+    def last_error(self) -> str | None:
+        """The message of the last ERROR read, so a loop that ended can say why."""
+        return self._last_error

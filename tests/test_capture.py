@@ -1,0 +1,360 @@
+"""VideoSource: real video decoding, image folders, and the live grabber driven by synthetic capture objects."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgedepth.capture import (
+    ReadStatus,
+    SourceKind,
+    VideoSource,
+    classify_source,
+    jetson_csi_pipeline,
+)
+from edgedepth.errors import SourceError
+
+W, H = 64, 48
+STEP = 6  # a frame's index is written as its grey level index * STEP, far apart enough to survive MJPEG
+
+
+def _grey(value: int) -> np.ndarray:
+    return np.full((H, W, 3), value, dtype=np.uint8)
+
+
+def _decoded_index(image: np.ndarray) -> int:
+    return round(float(image.mean()) / STEP)
+
+
+def _plain_decode_count(path: Path) -> int:
+    """How many frames a plain cv2.VideoCapture loop decodes (the reference count)."""
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+@pytest.fixture(scope="module")
+def written_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    path = tmp_path_factory.mktemp("video") / "counter.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (W, H))
+    if not writer.isOpened():
+        pytest.skip("this OpenCV build cannot write MJPG .avi files")
+    count = 40
+    for i in range(count):
+        writer.write(_grey(i * STEP))
+    writer.release()
+    return path, count
+
+
+# ---- files -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["box.mp4", "tree.avi"])  # tree.avi's header claims 444 frames; 68 decode
+def test_real_video_yields_every_decodable_frame(video_dir: Path, name: str) -> None:
+    path = video_dir / name
+    expected = _plain_decode_count(path)
+    with VideoSource(path, timeout_s=5.0) as source:
+        assert source.kind is SourceKind.FILE and not source.is_live
+        indices = [frame.index for frame in source]
+        assert source.read().status is ReadStatus.END_OF_STREAM
+        stats = source.stats
+        assert source.fps_hint is not None and source.frame_size is not None
+    assert indices == list(range(expected))
+    assert stats.frames_read == stats.frames_captured == expected and stats.dropped == 0
+
+
+def test_written_video_in_order_for_a_slow_consumer(written_video: tuple[Path, int]) -> None:
+    path, count = written_video
+    with VideoSource(str(path), timeout_s=5.0) as source:
+        assert source.fps_hint == pytest.approx(25.0) and source.frame_size == (W, H)
+        frames = []
+        while (frame := source.read()).ok:
+            assert (
+                frame.image is not None and frame.image.dtype == np.uint8 and frame.image.shape == (H, W, 3)
+            )
+            frames.append(frame)
+            if len(frames) < 8:
+                time.sleep(0.02)  # slower than decoding: the bounded queue fills, nothing is lost
+        assert frame.status is ReadStatus.END_OF_STREAM and frame.error is None
+        assert source.stats.dropped == 0
+    assert [f.index for f in frames] == list(range(count))
+    assert [_decoded_index(f.image) for f in frames if f.image is not None] == list(range(count))
+    assert all(a.timestamp_s <= b.timestamp_s for a, b in itertools.pairwise(frames))
+
+
+def test_loop_restarts_a_file_and_keeps_indices_increasing(written_video: tuple[Path, int]) -> None:
+    path, count = written_video
+    with VideoSource(path, loop=True, timeout_s=5.0) as source:
+        frames = [source.read() for _ in range(count + 5)]
+    assert all(f.ok for f in frames)
+    assert [f.index for f in frames] == list(range(count + 5))
+    assert [_decoded_index(f.image) for f in frames[count:] if f.image is not None] == list(range(5))
+
+
+def test_image_folder_and_glob_in_sorted_order_skipping_corrupt(tmp_path: Path) -> None:
+    for i in reversed(range(6)):  # written in reverse so directory order is not the answer
+        cv2.imwrite(str(tmp_path / f"frame_{i:03d}.png"), _grey(i * STEP))
+    (tmp_path / "frame_002b.png").write_bytes(b"not a png at all")
+    (tmp_path / "notes.txt").write_text("ignored: not an image suffix")
+    for uri in (tmp_path, str(tmp_path / "frame_*.png")):
+        with VideoSource(uri) as source:
+            assert source.kind is SourceKind.IMAGES and not source.is_live
+            values = [_decoded_index(f.image) for f in source if f.image is not None]
+            assert values == list(range(6))
+            assert source.stats.corrupt == 1 and source.frame_size == (W, H)
+
+
+# ---- live logic, driven by capture-like objects ------------------------------------------------------------
+class CounterCamera:
+    """A synthetic camera at about 500 fps; each frame carries its sequence number in pixel (0, 0)."""
+
+    def __init__(self, fail_after: int | None = None, tag: int = 0, period_s: float = 0.002) -> None:
+        self.count, self.fail_after, self.tag, self.period_s = 0, fail_after, tag, period_s
+        self.opened = True
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        time.sleep(self.period_s)
+        if self.fail_after is not None and self.count >= self.fail_after:
+            return False, None
+        image = np.zeros((4, 4, 3), np.uint8)
+        image[0, 0] = (self.count & 255, (self.count >> 8) & 255, self.tag)
+        self.count += 1
+        return True, image
+
+    def isOpened(self) -> bool:
+        return self.opened
+
+    def release(self) -> None:
+        self.opened = False
+
+
+class StalledCamera:
+    """A capture whose read blocks until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.release_read = threading.Event()
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        self.release_read.wait(10.0)
+        return False, None
+
+    def isOpened(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        self.release_read.set()
+
+
+def _counter(image: np.ndarray | None) -> int:
+    assert image is not None
+    return int(image[0, 0, 0]) + (int(image[0, 0, 1]) << 8)
+
+
+def test_slow_consumer_of_a_live_camera_gets_newest_frames_and_counts_drops() -> None:
+    with VideoSource.from_capture(CounterCamera(), live=True, timeout_s=2.0) as source:
+        assert source.is_live and source.kind is SourceKind.CAMERA
+        frames = []
+        for _ in range(12):
+            frame = source.read()
+            assert frame.ok, frame
+            frames.append(frame)
+            time.sleep(0.02)
+        stats = source.stats
+    indices = [f.index for f in frames]
+    assert all(a < b for a, b in itertools.pairwise(indices))  # never the same frame twice
+    assert indices == [_counter(f.image) for f in frames]
+    assert stats.frames_read == 12 and stats.dropped > 0
+    assert stats.frames_captured - stats.frames_read - stats.dropped in (0, 1)  # one may be waiting
+    assert stats.capture_fps > 20 and stats.last_frame_age_ms is not None
+
+
+def test_stalled_source_times_out_and_close_unblocks_a_waiting_read() -> None:
+    camera = StalledCamera()
+    source = VideoSource.from_capture(camera, timeout_s=0.3)
+    try:
+        start = time.monotonic()
+        frame = source.read()
+        assert frame.status is ReadStatus.TIMEOUT and frame.index == -1 and frame.image is None
+        assert 0.25 <= time.monotonic() - start < 0.3 + 0.7
+        assert source.stats.timeouts == 1
+
+        closer = threading.Timer(0.2, source.close)
+        closer.start()
+        start = time.monotonic()
+        frame = source.read(timeout_s=30.0)
+        assert time.monotonic() - start < 1.0
+        assert frame.status is ReadStatus.END_OF_STREAM
+        closer.join()
+        source.close()  # idempotent
+    finally:
+        camera.release_read.set()
+        source.close()
+
+
+def _camera_factory(fail_after: int) -> tuple[Callable[[], CounterCamera], list[CounterCamera]]:
+    made: list[CounterCamera] = []
+
+    def open_camera() -> CounterCamera:
+        made.append(CounterCamera(fail_after=fail_after, tag=len(made)))
+        return made[-1]
+
+    return open_camera, made
+
+
+def test_failing_reads_reconnect_with_backoff_and_frames_resume() -> None:
+    opener, made = _camera_factory(fail_after=5)
+    with VideoSource.from_capture(opener, backoff_s=(0.01, 0.04), timeout_s=2.0) as source:
+        tags: set[int] = set()
+        deadline = time.monotonic() + 10.0
+        while len(tags) < 3 and time.monotonic() < deadline:
+            frame = source.read()
+            if frame.ok and frame.image is not None:
+                tags.add(int(frame.image[0, 0, 2]))
+        stats = source.stats
+    assert len(tags) >= 3, f"frames from only {len(tags)} connections"
+    assert stats.reconnects >= 2 and len(made) >= 3
+    assert all(not camera.opened for camera in made)  # every replaced capture was released
+
+
+def test_reconnect_off_or_gone_source_returns_error_with_reason() -> None:
+    opener, _ = _camera_factory(fail_after=3)
+    with VideoSource.from_capture(opener, reconnect=False, timeout_s=2.0) as source:
+        statuses = [source.read() for _ in range(4)]
+    final = statuses[-1]
+    assert final.status is ReadStatus.ERROR and final.error is not None and "reconnect is off" in final.error
+    assert source.last_error == final.error
+
+    calls = []
+
+    def open_once() -> CounterCamera:
+        if calls:
+            raise SourceError("camera device /dev/video9 does not exist")
+        calls.append(1)
+        return CounterCamera(fail_after=2)
+
+    with VideoSource.from_capture(open_once, backoff_s=(0.01, 0.02), timeout_s=2.0) as source:
+        while (frame := source.read()).ok:
+            pass
+        assert list(source) == []  # iteration stops at ERROR
+    assert frame.status is ReadStatus.ERROR and frame.error is not None
+    assert "gone" in frame.error and "/dev/video9" in frame.error
+
+
+class ScriptedCapture:
+    """Returns a few frames, then ends the way the test asks: no frame, EOFError, or an exception."""
+
+    def __init__(self, ending: str) -> None:
+        self.ending, self.left = ending, 3
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self.left:
+            self.left -= 1
+            return True, _grey(self.left)
+        if self.ending == "eof":
+            raise EOFError("server closed the stream")
+        if self.ending == "raise":
+            raise RuntimeError("decoder exploded")
+        return False, None
+
+    def isOpened(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("live", "ending", "expected"),
+    [
+        (True, "eof", ReadStatus.END_OF_STREAM),  # the capture said so explicitly
+        (True, "none", ReadStatus.ERROR),  # a live read that fails is an error, not an end
+        (True, "raise", ReadStatus.ERROR),
+        (False, "none", ReadStatus.END_OF_STREAM),  # a file that runs out has ended
+        (False, "raise", ReadStatus.ERROR),
+    ],
+)
+def test_end_of_stream_and_error_are_distinct(live: bool, ending: str, expected: ReadStatus) -> None:
+    source = VideoSource.from_capture(ScriptedCapture(ending), live=live, reconnect=False, timeout_s=2.0)
+    with source:
+        frames = list(source)
+        final = source.read()
+    assert final.status is expected
+    assert (final.error is not None) == (expected is ReadStatus.ERROR or live)  # a live end says why
+    if not live:
+        assert len(frames) == 3  # a file hands out every frame before it ends
+    assert source.read().status is ReadStatus.END_OF_STREAM  # after close
+
+
+def test_a_capture_object_cannot_be_reopened() -> None:
+    with VideoSource.from_capture(CounterCamera(fail_after=1), backoff_s=(0.01, 0.02)) as source:
+        statuses = [source.read().status for _ in range(3)]
+        assert ReadStatus.ERROR in statuses
+        assert source.last_error is not None and "zero-arg callable" in source.last_error
+
+
+# ---- classification and bad inputs -------------------------------------------------------------------------
+def test_classify_source_without_opening(tmp_path: Path, written_video: tuple[Path, int]) -> None:
+    cases = {
+        0: SourceKind.CAMERA,
+        "1": SourceKind.CAMERA,
+        "/dev/video0": SourceKind.CAMERA,
+        "rtsp://10.0.0.2:554/stream?x=1": SourceKind.STREAM,
+        "RTSPS://cam/live": SourceKind.STREAM,
+        "http://host/video.mjpg": SourceKind.STREAM,
+        "https://host/a.mp4": SourceKind.STREAM,
+        "tcp://127.0.0.1:5000": SourceKind.STREAM,
+        "videotestsrc ! videoconvert ! appsink": SourceKind.GSTREAMER,
+        jetson_csi_pipeline(): SourceKind.GSTREAMER,
+        str(tmp_path): SourceKind.IMAGES,
+        tmp_path: SourceKind.IMAGES,
+        str(tmp_path / "*.png"): SourceKind.IMAGES,
+        str(tmp_path / "img_[0-9].jpg"): SourceKind.IMAGES,
+        str(written_video[0]): SourceKind.FILE,
+        "missing/clip.mp4": SourceKind.FILE,
+    }
+    for uri, kind in cases.items():
+        assert classify_source(uri) is kind, uri
+    for bad in ("ftp://x", "", True, 1.5, -1):
+        with pytest.raises(SourceError):
+            classify_source(bad)  # type: ignore[arg-type]
+
+
+def test_jetson_csi_pipeline_elements() -> None:
+    pipeline = jetson_csi_pipeline(sensor_id=1, width=1920, height=1080, fps=60, flip=2, out_width=960)
+    for element in (
+        "nvarguscamerasrc sensor-id=1",
+        "video/x-raw(memory:NVMM), width=1920, height=1080, framerate=60/1",
+        "nvvidconv flip-method=2",
+        "video/x-raw, width=960, height=1080, format=BGRx",
+        "videoconvert ! video/x-raw, format=BGR",
+        "appsink drop=1 max-buffers=1",
+    ):
+        assert element in pipeline
+    assert pipeline.count(" ! ") == 6
+
+
+def test_bad_sources_raise_source_error_naming_the_uri(tmp_path: Path) -> None:
+    not_a_video = tmp_path / "notes.mp4"
+    not_a_video.write_text("plain text")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for uri in (
+        str(tmp_path / "missing.mp4"),
+        str(empty),
+        str(tmp_path / "*.jpg"),
+        "ftp://x",
+        str(not_a_video),
+    ):
+        with pytest.raises(SourceError) as info:
+            VideoSource(uri, timeout_s=0.5)
+        assert uri in str(info.value)
+    with pytest.raises(SourceError, match="accepted"):
+        VideoSource("ftp://x")
