@@ -52,7 +52,9 @@ def align_inverse_depth(
     if pred.ndim != 2 or gt.ndim != 2:
         raise InputError(f"expected 2-D maps, got prediction {pred.shape} and ground truth {gt.shape}")
     if pred.shape != gt.shape:
-        pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
+        pred = np.asarray(
+            cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR), np.float32
+        )
     valid = np.isfinite(gt) & (gt > 0) & np.isfinite(pred)
     if mask is not None:
         valid &= mask.astype(bool)

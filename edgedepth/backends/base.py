@@ -84,6 +84,21 @@ class Backend(Protocol):
     ) -> None: ...
 
 
+class ClosingRunner:
+    """Context-manager behaviour shared by the backend runners: leaving the block calls ``close()``."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
 def validate_batch(batch: object, model_shape: Sequence[int | None], source: str) -> np.ndarray:
     """Check an N x 3 x H x W float batch (against the model's fixed dims, None = dynamic); return it float32."""
     if not isinstance(batch, np.ndarray) or batch.ndim != 4 or batch.shape[1] != 3 or 0 in batch.shape:

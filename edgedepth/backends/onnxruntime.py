@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import importlib.metadata
 from pathlib import Path
-from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Self
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 from packaging.version import Version
 
 from ..artifact import ModelSpec
 from ..errors import BackendUnavailableError, InputError, ModelLoadError, choices
-from .base import BackendKind, BackendOptions, output_names, validate_batch
+from .base import BackendKind, BackendOptions, ClosingRunner, output_names, validate_batch
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -84,7 +84,7 @@ def create_session(path: str | Path, options: BackendOptions) -> ort.InferenceSe
         raise ModelLoadError(f"{path}: onnxruntime cannot load it as an ONNX model: {exc}") from None
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(ClosingRunner):
     """Runs a loaded session; the outputs named by the spec come back as float32 arrays."""
 
     kind = BackendKind.ONNXRUNTIME
@@ -116,14 +116,6 @@ class OnnxRuntimeBackend:
     def close(self) -> None:
         """Release the session (ORT frees it with the last reference)."""
         self._session = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def load(path: Path, spec: ModelSpec, options: BackendOptions) -> OnnxRuntimeBackend:

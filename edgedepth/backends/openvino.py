@@ -10,15 +10,15 @@ from __future__ import annotations
 import importlib.metadata
 import threading
 from pathlib import Path
-from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from packaging.version import Version
 
 from ..artifact import ModelSpec, Precision
 from ..errors import BackendUnavailableError, ModelLoadError, choices
-from .base import BackendKind, BackendOptions, output_names, validate_batch
+from .base import BackendKind, BackendOptions, ClosingRunner, output_names, validate_batch
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -99,7 +99,7 @@ def compile_model(path: str | Path, options: BackendOptions) -> ov.CompiledModel
         ) from None
 
 
-class OpenVinoBackend:
+class OpenVinoBackend(ClosingRunner):
     """Runs a compiled model with one InferRequest per calling thread; outputs come back as float32."""
 
     kind = BackendKind.OPENVINO
@@ -146,14 +146,6 @@ class OpenVinoBackend:
         self._compiled = None
         self._ports = []
         self._local = threading.local()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def load(path: Path, spec: ModelSpec, options: BackendOptions) -> OpenVinoBackend:
