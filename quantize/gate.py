@@ -1,0 +1,193 @@
+"""The accuracy gate: a reduced-precision model is written only if it stays within ``max_drop`` of FP32.
+
+Both models run through ``edgedepth.DepthEstimator`` (the runtime's own preprocessing, backend and
+postprocessing) and are scored with ``edgedepth.metrics``: against ground truth on a validation RGB-D folder
+(AbsRel, delta1), or, with no ground truth, as the candidate's agreement with FP32 on validation images.
+:func:`publish` saves the candidate to a temp file beside the output, gates it, writes the JSON report either
+way, and moves the model into place only on a pass; the temp file is removed in every other case.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edgedepth.errors import AccuracyGateError, CalibrationError, InputError
+from edgedepth.imageio import atomic_write_bytes
+from edgedepth.metrics import DepthMetrics, agreement_metrics, depth_metrics, mean_metrics
+from edgedepth.rgbd import iter_rgbd
+
+from .calibration import gather_bgr_frames
+
+if TYPE_CHECKING:
+    from edgedepth.estimator import DepthEstimator
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """What the gate evaluates on and how much it allows.
+
+    ``rgbd``: validation RGB-D folder (ground truth). Without it, ``images`` (image folders/videos) are used
+    for agreement with FP32, up to ``agreement_frames`` frames. ``max_drop``: allowed rise of AbsRel;
+    ``max_delta1_drop``: allowed fall of delta1 (0.01 = one point). ``long_side``: the input's longer side
+    for dynamic-shape models (None: the estimator's default, the spec's).
+    """
+
+    rgbd: str | None = None
+    images: tuple[str, ...] = ()
+    max_drop: float = 0.01
+    max_delta1_drop: float = 0.01
+    long_side: int | None = None
+    backend: str = "onnxruntime"
+    agreement_frames: int = 32
+
+
+@dataclass
+class GateReport:
+    """Both models' numbers, the deltas and the verdict; ``details`` carries the producer's settings."""
+
+    mode: str  # "ground_truth" or "agreement"
+    dataset: str
+    reference: dict[str, float]
+    candidate: dict[str, float]
+    delta_abs_rel: float
+    delta_delta1: float
+    max_drop: float
+    max_delta1_drop: float
+    passed: bool
+    reasons: list[str]
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False)
+
+    def table(self, reference_name: str = "fp32", candidate_name: str = "candidate") -> str:
+        """A printable table: both models' AbsRel/delta1, the deltas and the limits."""
+        ref, cand = self.reference, self.candidate
+        lines = [
+            f"accuracy gate ({self.mode}, {self.dataset}, {len(self.frames)} frames)",
+            f"{'model':<12} {'AbsRel':>8} {'delta1':>8}",
+            f"{reference_name:<12} {ref['abs_rel']:>8.4f} {ref['delta1']:>8.4f}",
+            f"{candidate_name:<12} {cand['abs_rel']:>8.4f} {cand['delta1']:>8.4f}",
+            f"{'delta':<12} {self.delta_abs_rel:>+8.4f} {self.delta_delta1:>+8.4f}",
+            f"{'limit':<12} {self.max_drop:>+8.4f} {-self.max_delta1_drop:>+8.4f}",
+            "PASS" if self.passed else "FAIL: " + "; ".join(self.reasons),
+        ]
+        return "\n".join(lines)
+
+
+def _estimator(path: Path, config: GateConfig) -> DepthEstimator:
+    from edgedepth import DepthEstimator
+
+    return DepthEstimator(path, backend=config.backend, long_side=config.long_side)
+
+
+def evaluate(reference: str | Path, candidate: str | Path, config: GateConfig) -> GateReport:
+    """Run both models on the gate's data and decide; never raises on a fail (see :func:`check`)."""
+    frames: list[dict[str, Any]] = []
+    ref_rows: list[DepthMetrics] = []
+    cand_rows: list[DepthMetrics] = []
+    with _estimator(Path(reference), config) as ref_est, _estimator(Path(candidate), config) as cand_est:
+        if config.rgbd is not None:
+            mode, dataset = "ground_truth", config.rgbd
+            for frame in iter_rgbd(config.rgbd):
+                r = depth_metrics(ref_est.predict(frame.bgr).inverse_depth, frame.depth_m)
+                c = depth_metrics(cand_est.predict(frame.bgr).inverse_depth, frame.depth_m)
+                ref_rows.append(r)
+                cand_rows.append(c)
+                frames.append({"name": frame.name, "reference": r.as_dict(), "candidate": c.as_dict()})
+        else:
+            if not config.images:
+                raise InputError("the accuracy gate needs a validation RGB-D folder (rgbd) or images")
+            mode, dataset = "agreement", ", ".join(config.images)
+            for name, bgr in gather_bgr_frames(config.images, config.agreement_frames):
+                ref_inv = ref_est.predict(bgr).inverse_depth
+                r = agreement_metrics(ref_inv, ref_inv)
+                c = agreement_metrics(cand_est.predict(bgr).inverse_depth, ref_inv)
+                ref_rows.append(r)
+                cand_rows.append(c)
+                frames.append({"name": name, "reference": r.as_dict(), "candidate": c.as_dict()})
+    if not frames:
+        raise CalibrationError(f"the accuracy gate found no usable frames in {dataset}")
+    ref, cand = mean_metrics(ref_rows), mean_metrics(cand_rows)
+    d_abs, d_d1 = cand.abs_rel - ref.abs_rel, cand.delta1 - ref.delta1
+    reasons = []
+    if not np.isfinite(d_abs) or d_abs > config.max_drop:
+        reasons.append(f"AbsRel rose by {d_abs:+.4f} (max_drop {config.max_drop:+.4f})")
+    if not np.isfinite(d_d1) or -d_d1 > config.max_delta1_drop:
+        reasons.append(f"delta1 fell by {-d_d1:.4f} (max_delta1_drop {config.max_delta1_drop:.4f})")
+    return GateReport(
+        mode=mode,
+        dataset=dataset,
+        reference={"abs_rel": ref.abs_rel, "delta1": ref.delta1},
+        candidate={"abs_rel": cand.abs_rel, "delta1": cand.delta1},
+        delta_abs_rel=d_abs,
+        delta_delta1=d_d1,
+        max_drop=config.max_drop,
+        max_delta1_drop=config.max_delta1_drop,
+        passed=not reasons,
+        reasons=reasons,
+        frames=frames,
+    )
+
+
+def default_report_path(output: str | Path) -> Path:
+    """``model-int8.onnx`` -> ``model-int8.report.json``."""
+    return Path(output).with_suffix(".report.json")
+
+
+def publish(
+    candidate: Any,
+    output: str | Path,
+    reference: str | Path,
+    config: GateConfig,
+    report_path: str | Path | None = None,
+    details: dict[str, Any] | None = None,
+    candidate_name: str = "candidate",
+) -> GateReport:
+    """Gate an in-memory ONNX model against ``reference`` and, only if it passes, write it to ``output``.
+
+    The report (JSON, atomic) goes to ``report_path`` (default ``<output stem>.report.json``) on a pass and
+    on a fail. A fail raises AccuracyGateError and leaves ``output`` untouched; so does Ctrl-C.
+    """
+    import onnx
+
+    output = Path(output)
+    if output.suffix.lower() != ".onnx":
+        raise InputError(f"output {output} must end in '.onnx'")
+    if output.exists() and output.resolve() == Path(reference).resolve():
+        raise InputError(f"output {output} is the reference model itself; choose another path")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp.onnx", dir=output.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        onnx.save(candidate, tmp_name)
+        report = evaluate(reference, tmp, config)
+        report.details.update(details or {})
+        report.details["size_bytes"] = {
+            "reference": Path(reference).stat().st_size,
+            candidate_name: tmp.stat().st_size,
+        }
+        report.details["output"] = str(output)
+        report.details["written"] = report.passed
+        atomic_write_bytes(Path(report_path or default_report_path(output)), report.to_json().encode())
+        if not report.passed:
+            raise AccuracyGateError(
+                f"{output} was NOT written: {'; '.join(report.reasons)}. Report: "
+                f"{report_path or default_report_path(output)}\n{report.table(candidate_name=candidate_name)}"
+            )
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, output)
+        return report
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()

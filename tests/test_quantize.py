@@ -1,0 +1,261 @@
+"""Quantization: calibration through the runtime's preprocessing, real NNCF PTQ, the accuracy gate, FP16.
+
+A small efficientdepth-s (ImageNet encoder, untrained decoder) is exported once at 64x64; calibration uses
+a dozen generated frames and a lowered minimum, so the whole file runs in a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from edgedepth import DepthEstimator, default_model_path
+from edgedepth.artifact import Precision, read_onnx_spec
+from edgedepth.errors import AccuracyGateError, CalibrationError
+from edgedepth.imageio import load_image
+from edgedepth.preprocess import preprocess
+from edgedepth_quantize import GateConfig, export_fp16, gather_calibration, quantize_int8
+from edgedepth_quantize.__main__ import EXIT_GATE_FAILED, main
+from edgedepth_quantize.calibration import CalibrationData, evenly_spaced, plan_calibration, resolve_source
+from edgedepth_quantize.graph import head_scope
+from edgedepth_train.export import export_onnx
+from edgedepth_train.models.registry import build_model
+
+PROVENANCE_KEYS = (
+    "quantize.calibration_sha256",
+    "quantize.nncf_version",
+    "quantize.preset",
+    "quantize.model_type",
+    "quantize.fast_bias_correction",
+    "quantize.ignored_scope",
+    "quantize.subset_size",
+)
+FAST = {"num_frames": 12, "min_frames": 4}
+
+
+def scene(rng: np.random.Generator, h: int = 72, w: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """A textured floor-and-boxes image and its depth in metres (near at the bottom, boxes in front)."""
+    rows = np.linspace(6.0, 1.0, h, dtype=np.float32)[:, None].repeat(w, axis=1)
+    depth = rows.copy()
+    for _ in range(3):
+        y, x = rng.integers(0, h - 20), rng.integers(0, w - 20)
+        depth[y : y + 20, x : x + 20] = rng.uniform(0.8, 3.0)
+    shade = (255 * (1.2 - depth / 7)).clip(0, 255)
+    noise = rng.normal(0, 12, (h, w, 3))
+    bgr = np.clip(shade[:, :, None] * np.array([0.8, 1.0, 0.9]) + noise, 0, 255).astype(np.uint8)
+    return bgr, depth
+
+
+@pytest.fixture(scope="module")
+def fp32_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("fp32") / "eds-fp32.onnx"
+    export_onnx(build_model("efficientdepth-s", pretrained=True).eval(), path, (64, 64), dynamic=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Generated images, a video and an RGB-D folder (distinct scenes for calibration and validation)."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    images, rgbd = root / "images", root / "rgbd"
+    images.mkdir()
+    for i in range(8):
+        cv2.imwrite(str(images / f"img{i}.png"), scene(rng)[0])
+    video = root / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 72))
+    for _ in range(20):
+        writer.write(scene(rng)[0])
+    writer.release()
+    for i in range(4):
+        frame = rgbd / f"f{i}"
+        frame.mkdir(parents=True)
+        bgr, depth = scene(rng)
+        cv2.imwrite(str(frame / "rgb.png"), bgr)
+        np.save(frame / "depth.npy", depth)
+    return {"images": images, "video": video, "rgbd": rgbd}
+
+
+@pytest.fixture(scope="module")
+def int8_model(fp32_model: Path, data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("int8") / "eds-int8.onnx"
+    report = quantize_int8(
+        fp32_model, out, [data["images"], data["video"]], GateConfig(rgbd=str(data["rgbd"])), **FAST
+    )
+    assert report.passed and report.mode == "ground_truth"
+    return out
+
+
+# -- calibration ------------------------------------------------------------------------------------------
+def test_calibration_goes_through_the_runtime_preprocessing(fp32_model: Path, data: dict[str, Path]) -> None:
+    spec = read_onnx_spec(fp32_model)
+    calib = gather_calibration([data["images"], data["video"]], spec, num_frames=12, min_frames=4)
+    assert len(calib) == 12 and calib.input_hw == (64, 64) and not calib.skipped
+    kinds = [item.source.kind.value for item in calib.items]
+    assert kinds.count("images") == 8 and kinds.count("video") == 4  # stills in full, then the video's share
+    assert [i.frame_index for i in calib.items if i.source.kind.value == "video"] == evenly_spaced(20, 4)
+    first = calib.items[0]
+    np.testing.assert_array_equal(calib.inputs[0], preprocess(load_image(first.path), spec, (64, 64))[0])
+    again = gather_calibration([data["images"], data["video"]], spec, num_frames=12, min_frames=4)
+    other = gather_calibration([data["images"], data["video"]], spec, 12, 4, input_size=(96, 64))
+    assert calib.sha256 == again.sha256 != other.sha256
+    assert next(calib.batches(5)).shape == (5, 3, 64, 64)
+
+
+def test_too_few_frames_is_refused(fp32_model: Path, data: dict[str, Path]) -> None:
+    spec = read_onnx_spec(fp32_model)
+    with pytest.raises(CalibrationError, match=r"at least 50 frames.*images.*only 8"):
+        gather_calibration([data["images"]], spec, num_frames=300, min_frames=50)
+
+
+def test_corrupt_images_are_skipped_and_counted(
+    fp32_model: Path, data: dict[str, Path], tmp_path: Path
+) -> None:
+    spec = read_onnx_spec(fp32_model)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for src in sorted(data["images"].iterdir())[:5]:
+        (folder / src.name).write_bytes(src.read_bytes())
+    (folder / "truncated.png").write_bytes((data["images"] / "img0.png").read_bytes()[:200])
+    (folder / "garbage.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    calib = gather_calibration([folder], spec, num_frames=20, min_frames=3)
+    assert len(calib) == 5 and len(calib.skipped) == 2
+    assert calib.summary()["skipped"] == 2
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("a.png", "b.jpg", "c.png"):
+        (bad / name).write_bytes(b"corrupt")
+    with pytest.raises(CalibrationError, match=r"0 usable frames, below the minimum of 2.*3 of 3"):
+        gather_calibration([bad], spec, num_frames=10, min_frames=2)
+
+
+def test_real_data_plan(images_dir: Path, video_dir: Path) -> None:
+    sources = [resolve_source(images_dir), *(resolve_source(v) for v in sorted(video_dir.iterdir()))]
+    plan = plan_calibration(sources, 300)
+    assert len(plan) == 300
+    assert sum(item.source.kind.value == "images" for item in plan) == len(sources[0].files)
+    assert {item.source.name for item in plan} == {s.name for s in sources}  # every video contributes
+
+
+# -- INT8 -------------------------------------------------------------------------------------------------
+def test_head_scope_is_the_last_conv_and_the_readout(fp32_model: Path) -> None:
+    model = onnx.load(str(fp32_model))
+    names = head_scope(model)
+    nodes = {n.name: n for n in model.graph.node}
+    head = nodes[names[0]]
+    assert head.op_type == "Conv" and "head" in head.input[1]
+    assert {o.name for o in model.graph.output} <= {out for n in names for out in nodes[n].output}
+
+
+def test_int8_passes_the_gate_and_its_spec_round_trips(int8_model: Path, fp32_model: Path) -> None:
+    spec = read_onnx_spec(int8_model)
+    assert spec.precision is Precision.INT8
+    assert all(key in spec.provenance for key in PROVENANCE_KEYS)
+    assert spec.provenance["quantize.calibration_frames"] == "12"
+    assert spec.with_updates(precision=Precision.FP32, provenance={}) == read_onnx_spec(fp32_model)
+    ops = {n.op_type for n in onnx.load(str(int8_model)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    report = json.loads(int8_model.with_suffix(".report.json").read_text())
+    assert report["passed"] and report["details"]["written"]
+    assert int8_model.stat().st_size < 0.5 * fp32_model.stat().st_size
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_both_cpu_backends_run_int8(int8_model: Path, fp32_model: Path, backend: str) -> None:
+    image = scene(np.random.default_rng(5), 60, 100)[0]  # non-square: the INT8 graph keeps dynamic shapes
+    with (
+        DepthEstimator(int8_model, backend=backend) as est,
+        DepthEstimator(fp32_model, backend=backend) as ref,
+    ):
+        assert est.backend_name == backend and est.spec.precision is Precision.INT8
+        out, expected = est.predict(image).inverse_depth, ref.predict(image).inverse_depth
+    assert out.shape == image.shape[:2] and np.isfinite(out).all()
+    assert (
+        np.corrcoef(out.ravel(), expected.ravel())[0, 1] > 0.5
+    )  # untrained decoder: a sanity bound; the gate is the real check
+
+
+def test_gate_failure_writes_no_model(fp32_model: Path, data: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out" / "bad-int8.onnx"
+    gate = GateConfig(rgbd=str(data["rgbd"]), max_drop=-1.0)  # AbsRel would have to fall by 1: impossible
+    with pytest.raises(AccuracyGateError, match="NOT written"):
+        quantize_int8(fp32_model, out, [data["images"]], gate, **FAST)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["bad-int8.report.json"]
+    report = json.loads((out.parent / "bad-int8.report.json").read_text())
+    assert not report["passed"] and "AbsRel rose" in report["reasons"][0]
+
+
+def test_agreement_gate_without_ground_truth(fp32_model: Path, data: dict[str, Path], tmp_path: Path) -> None:
+    # No RGB-D folder: INT8 is scored by its agreement with FP32 on the calibration images. The untrained
+    # decoder's low-contrast output makes INT8 noise relatively large (AbsRel, 1 - delta1 ~0.02), hence the looser limits.
+    out = tmp_path / "agree-int8.onnx"
+    gate = GateConfig(max_drop=0.1, max_delta1_drop=0.1)
+    report = quantize_int8(fp32_model, out, [data["images"]], gate, **FAST)
+    assert report.mode == "agreement" and report.passed and out.is_file()
+    assert report.reference["abs_rel"] < 1e-9 and report.reference["delta1"] == 1.0
+    assert 0 < report.candidate["abs_rel"] < 0.1 and len(report.frames) == 8
+
+
+def test_interrupted_quantization_leaves_no_file(
+    fp32_model: Path, data: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(self: CalibrationData):
+        yield from self.inputs[:2]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(CalibrationData, "__iter__", interrupted)
+    out_dir = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        quantize_int8(
+            fp32_model, out_dir / "m.onnx", [data["images"]], GateConfig(rgbd=str(data["rgbd"])), **FAST
+        )
+    assert not out_dir.exists() or not list(out_dir.iterdir())
+
+
+def test_cli_exit_status_and_nothing_written_on_failure(
+    fp32_model: Path, data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cli-int8.onnx"
+    common = ["int8", str(fp32_model), "-o", str(out), "--calib", str(data["images"]), "--frames", "8"]
+    args = [*common, "--min-frames", "4", "--val-rgbd", str(data["rgbd"]), "--subset-size", "8"]
+    assert main([*args, "--max-drop", "-1"]) == EXIT_GATE_FAILED
+    assert not out.exists() and "accuracy gate failed" in capsys.readouterr().err
+    assert main([*common, "--min-frames", "100"]) == 2
+    assert "at least 100 frames" in capsys.readouterr().err
+
+
+# -- FP16 -------------------------------------------------------------------------------------------------
+def test_fp16_keeps_float32_io_and_passes_the_gate(
+    fp32_model: Path, data: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "eds-fp16.onnx"
+    report = export_fp16(fp32_model, out, GateConfig(rgbd=str(data["rgbd"])))
+    assert report.passed and abs(report.delta_abs_rel) < 0.01
+    model = onnx.load(str(out))
+    io = [*model.graph.input, *model.graph.output]
+    assert {v.type.tensor_type.elem_type for v in io} == {onnx.TensorProto.FLOAT}
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+    spec = read_onnx_spec(out)
+    assert spec.precision is Precision.FP16 and "fp16.source_sha256" in spec.provenance
+
+
+# -- the shipped default ----------------------------------------------------------------------------------
+def test_shipped_int8_default_is_selected_and_runs() -> None:
+    try:
+        path = default_model_path("int8")
+    except Exception as exc:
+        pytest.skip(f"no shipped INT8 model: {exc}")
+    spec = read_onnx_spec(path)
+    assert spec.precision is Precision.INT8 and all(k in spec.provenance for k in PROVENANCE_KEYS)
+    image = scene(np.random.default_rng(1), 120, 160)[0]
+    for backend in ("onnxruntime", "openvino"):
+        with DepthEstimator(precision="int8", backend=backend) as est:
+            assert est.model_path == path
+            assert np.isfinite(est.predict(image).inverse_depth).all()
