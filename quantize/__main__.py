@@ -10,6 +10,7 @@ Exit status: 0 written; 3 the gate failed (nothing written, the report is); 2 an
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from edgedepth.errors import AccuracyGateError, EdgeDepthError, InputError
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--calib",
         action="append",
         required=True,
-        help="calibration source: image folder or glob, video file, RGB-D folder (repeatable)",
+        help="calibration source: folder of images and/or videos, image glob, image or video file, RGB-D folder (repeatable)",
     )
     p.add_argument(
         "--frames", type=int, default=DEFAULT_FRAMES, help=f"calibration frames (default {DEFAULT_FRAMES})"
@@ -120,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def print_result(report: GateReport, output: str, name: str, report_path: str | None) -> None:
-    print(report.table(candidate_name=name))
+    print(report.table())
     sizes = report.details.get("size_bytes", {})
     print(
         f"wrote {output} ({sizes.get(name, 0) / 1e6:.1f} MB; fp32 {sizes.get('reference', 0) / 1e6:.1f} MB); "
@@ -129,7 +130,11 @@ def print_result(report: GateReport, output: str, name: str, report_path: str | 
 
 
 def cmd_int8(args: argparse.Namespace) -> int:
+    import nncf
+
     from .ptq import quantize_int8
+
+    nncf.set_log_level(logging.WARNING)  # its per-node INFO lines drown the report
 
     settings = PTQSettings(
         preset=args.preset,

@@ -28,6 +28,7 @@ from edgedepth.preprocess import preprocess
 DEFAULT_FRAMES = 300
 DEFAULT_MIN_FRAMES = 100
 RGB_NAMES = ("rgb.png", "rgb.jpg")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
 class SourceKind(StrEnum):
@@ -98,42 +99,61 @@ class CalibrationData:
         }
 
 
-def resolve_source(source: str | os.PathLike[str]) -> CalibrationSource:
-    """Classify one source: an RGB-D folder, an image folder/glob/file, or a video file."""
+def resolve_sources(source: str | os.PathLike[str]) -> list[CalibrationSource]:
+    """Classify one argument: an RGB-D folder; a folder of images and/or videos (each video its own source);
+    an image glob; or one image or video file."""
     name = os.fspath(source)
     path = Path(name)
     if path.is_dir():
         frames = sorted(p for p in path.iterdir() if p.is_dir() and any((p / n).is_file() for n in RGB_NAMES))
         if frames:
             rgb = tuple(next(f / n for n in RGB_NAMES if (f / n).is_file()) for f in frames)
-            return CalibrationSource(name, SourceKind.RGBD, rgb)
-    if path.is_dir() or (not path.exists() and any(c in name for c in GLOB_CHARS)):
+            return [CalibrationSource(name, SourceKind.RGBD, rgb)]
+        files = sorted(p for p in path.iterdir() if p.is_file())
+        images = tuple(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
+        found = [CalibrationSource(name, SourceKind.IMAGES, images)] if images else []
+        found += [
+            video_source(os.path.join(name, p.name)) for p in files if p.suffix.lower() in VIDEO_SUFFIXES
+        ]
+        if not found:
+            raise CalibrationError(
+                f"calibration folder {name!r} holds no images ({', '.join(IMAGE_SUFFIXES)}), videos "
+                f"({', '.join(VIDEO_SUFFIXES)}) or RGB-D frame folders"
+            )
+        return found
+    if not path.exists() and any(c in name for c in GLOB_CHARS):
         try:
-            return CalibrationSource(name, SourceKind.IMAGES, tuple(list_images(name)))
+            return [CalibrationSource(name, SourceKind.IMAGES, tuple(list_images(name)))]
         except SourceError as exc:
             raise CalibrationError(f"calibration source {name!r}: {exc}") from None
     if not path.is_file():
         raise CalibrationError(
-            f"calibration source {name!r} does not exist; give image folders/globs, video files or RGB-D folders"
+            f"calibration source {name!r} does not exist; give image folders/globs, videos or RGB-D folders"
         )
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return CalibrationSource(name, SourceKind.IMAGES, (path,))
-    return CalibrationSource(name, SourceKind.VIDEO, (path,), count_video_frames(path))
+        return [CalibrationSource(name, SourceKind.IMAGES, (path,))]
+    return [video_source(name)]
+
+
+def video_source(name: str) -> CalibrationSource:
+    return CalibrationSource(name, SourceKind.VIDEO, (Path(name),), count_video_frames(Path(name)))
 
 
 def count_video_frames(path: Path) -> int:
-    """The container's frame count, or (when it states none) the frames counted by reading the file."""
+    """The number of frames that actually decode, counted by grabbing them all.
+
+    Containers' own counts (CAP_PROP_FRAME_COUNT) can be wrong: OpenCV's tree.avi claims 444 frames and
+    decodes 68. Planning from a wrong count would leave most of that video's share unread.
+    """
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
             raise CalibrationError(
                 f"calibration source {str(path)!r} is neither an image nor a readable video"
             )
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        if count <= 0:
-            count = 0
-            while capture.grab():
-                count += 1
+        count = 0
+        while capture.grab():
+            count += 1
         return count
     finally:
         capture.release()
@@ -203,7 +223,7 @@ def gather_bgr_frames(
     sources: Sequence[str | os.PathLike[str]], max_frames: int
 ) -> list[tuple[str, np.ndarray]]:
     """Up to ``max_frames`` decoded BGR frames (name, image) from the sources, e.g. for the agreement gate."""
-    plan = plan_calibration([resolve_source(s) for s in sources], max_frames)
+    plan = plan_calibration([r for s in sources for r in resolve_sources(s)], max_frames)
     return [
         (f"{item.source.label(item.path)}#{item.frame_index}", bgr)
         for item, bgr in iter_frames(plan)
@@ -252,7 +272,7 @@ def gather_calibration(
         spec.with_updates(input_size=input_hw)  # validates the size against size_multiple
     except ValueError as exc:
         raise CalibrationError(f"calibration input_size={input_hw}: {exc}") from None
-    resolved = [resolve_source(s) for s in sources]
+    resolved = [r for s in sources for r in resolve_sources(s)]
     names = ", ".join(repr(s.name) for s in resolved)
     plan = plan_calibration(resolved, num_frames)
     if len(plan) < min_frames:

@@ -65,13 +65,16 @@ class GateReport:
     reasons: list[str]
     frames: list[dict[str, Any]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    reference_name: str = "fp32"
+    candidate_name: str = "candidate"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)
 
-    def table(self, reference_name: str = "fp32", candidate_name: str = "candidate") -> str:
+    def table(self) -> str:
         """A printable table: both models' AbsRel/delta1, the deltas and the limits."""
         ref, cand = self.reference, self.candidate
+        reference_name, candidate_name = self.reference_name, self.candidate_name
         lines = [
             f"accuracy gate ({self.mode}, {self.dataset}, {len(self.frames)} frames)",
             f"{'model':<12} {'AbsRel':>8} {'delta1':>8}",
@@ -172,6 +175,7 @@ def publish(
     try:
         onnx.save(candidate, tmp_name)
         report = evaluate(reference, tmp, config)
+        report.candidate_name = candidate_name
         report.details.update(details or {})
         report.details["size_bytes"] = {
             "reference": Path(reference).stat().st_size,
@@ -183,7 +187,7 @@ def publish(
         if not report.passed:
             raise AccuracyGateError(
                 f"{output} was NOT written: {'; '.join(report.reasons)}. Report: "
-                f"{report_path or default_report_path(output)}\n{report.table(candidate_name=candidate_name)}"
+                f"{report_path or default_report_path(output)}\n{report.table()}"
             )
         os.chmod(tmp, 0o644)
         os.replace(tmp, output)

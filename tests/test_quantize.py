@@ -20,9 +20,9 @@ from edgedepth.artifact import Precision, read_onnx_spec
 from edgedepth.errors import AccuracyGateError, CalibrationError
 from edgedepth.imageio import load_image
 from edgedepth.preprocess import preprocess
-from edgedepth_quantize import GateConfig, export_fp16, gather_calibration, quantize_int8
+from edgedepth_quantize import GateConfig, PTQSettings, export_fp16, gather_calibration, quantize_int8
 from edgedepth_quantize.__main__ import EXIT_GATE_FAILED, main
-from edgedepth_quantize.calibration import CalibrationData, evenly_spaced, plan_calibration, resolve_source
+from edgedepth_quantize.calibration import CalibrationData, evenly_spaced, plan_calibration, resolve_sources
 from edgedepth_quantize.graph import head_scope
 from edgedepth_train.export import export_onnx
 from edgedepth_train.models.registry import build_model
@@ -137,7 +137,9 @@ def test_corrupt_images_are_skipped_and_counted(
 
 
 def test_real_data_plan(images_dir: Path, video_dir: Path) -> None:
-    sources = [resolve_source(images_dir), *(resolve_source(v) for v in sorted(video_dir.iterdir()))]
+    # A folder of videos becomes one source per video.
+    sources = [*resolve_sources(images_dir), *resolve_sources(video_dir)]
+    assert [s.kind.value for s in sources] == ["images"] + ["video"] * 5
     plan = plan_calibration(sources, 300)
     assert len(plan) == 300
     assert sum(item.source.kind.value == "images" for item in plan) == len(sources[0].files)
@@ -201,6 +203,17 @@ def test_agreement_gate_without_ground_truth(fp32_model: Path, data: dict[str, P
     assert report.mode == "agreement" and report.passed and out.is_file()
     assert report.reference["abs_rel"] < 1e-9 and report.reference["delta1"] == 1.0
     assert 0 < report.candidate["abs_rel"] < 0.1 and len(report.frames) == 8
+
+
+def test_accuracy_control_mode(fp32_model: Path, data: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "ac-int8.onnx"
+    settings = PTQSettings(accuracy_control=True, model_type="none", preset="mixed")
+    report = quantize_int8(
+        fp32_model, out, [data["images"]], GateConfig(rgbd=str(data["rgbd"])), settings, **FAST
+    )
+    assert report.passed and report.details["settings"]["accuracy_control"]
+    provenance = read_onnx_spec(out).provenance
+    assert provenance["quantize.accuracy_control"] == "true" and provenance["quantize.preset"] == "mixed"
 
 
 def test_interrupted_quantization_leaves_no_file(
