@@ -29,6 +29,8 @@ from .calibration import gather_bgr_frames
 if TYPE_CHECKING:
     from edgedepth.estimator import DepthEstimator
 
+PathLike = str | os.PathLike[str]
+
 
 @dataclass(frozen=True)
 class GateConfig:
@@ -88,12 +90,12 @@ class GateReport:
 
 
 def _estimator(path: Path, config: GateConfig) -> DepthEstimator:
-    from edgedepth import DepthEstimator
+    from edgedepth.estimator import DepthEstimator
 
     return DepthEstimator(path, backend=config.backend, long_side=config.long_side)
 
 
-def evaluate(reference: str | Path, candidate: str | Path, config: GateConfig) -> GateReport:
+def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> GateReport:
     """Run both models on the gate's data and decide; never raises on a fail (see :func:`check`)."""
     frames: list[dict[str, Any]] = []
     ref_rows: list[DepthMetrics] = []
@@ -142,17 +144,17 @@ def evaluate(reference: str | Path, candidate: str | Path, config: GateConfig) -
     )
 
 
-def default_report_path(output: str | Path) -> Path:
+def default_report_path(output: PathLike) -> Path:
     """``model-int8.onnx`` -> ``model-int8.report.json``."""
     return Path(output).with_suffix(".report.json")
 
 
 def publish(
     candidate: Any,
-    output: str | Path,
-    reference: str | Path,
+    output: PathLike,
+    reference: PathLike,
     config: GateConfig,
-    report_path: str | Path | None = None,
+    report_path: PathLike | None = None,
     details: dict[str, Any] | None = None,
     candidate_name: str = "candidate",
 ) -> GateReport:
