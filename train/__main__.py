@@ -73,13 +73,16 @@ def cmd_export(args: argparse.Namespace) -> None:
         "recipe_sha256": str(state.get("recipe_sha256", "")),
         "training": args.training_note,
         "torch": torch.__version__,
+        **dict(kv.split("=", 1) for kv in args.provenance),
     }
     size = (args.size[0], args.size[1])
     spec = export_onnx(model, args.out, size, dynamic=not args.static, provenance=provenance)
     sizes = [size] if args.static else [size, (192, 320), (480, 640)]
-    err = verify_parity(model, args.out, sizes)
+    parity = verify_parity(model, args.out, sizes)
     print(
-        f"wrote {args.out}: {spec.name}, input {size}, dynamic={spec.dynamic_shape}; ORT vs torch max rel err {err:.2e}"
+        f"wrote {args.out}: {spec.name}, input {size}, dynamic={spec.dynamic_shape}; ORT vs torch: max rel err "
+        f"{parity.max_rel_error:.2e} (inverse depth, {parity.tie_fraction:.2%} tie pixels excluded), "
+        f"confidence max abs err {parity.max_conf_error:.2e}"
     )
 
 
@@ -107,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
     p.add_argument("--static", action="store_true", help="fixed input size instead of dynamic axes")
     p.add_argument("--training-note", default="")
+    p.add_argument(
+        "--provenance", nargs="*", default=[], metavar="KEY=VALUE", help="extra provenance entries"
+    )
     p.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
