@@ -67,3 +67,28 @@ def test_errors_exit_2_with_a_message(tmp_path: Path) -> None:
     assert done.returncode == 2 and "missing.onnx" in done.stderr
     done = run_cli("stream", "ftp://nowhere/x", "--max-frames", "1")
     assert done.returncode == 2 and "ftp://nowhere/x" in done.stderr
+
+
+def test_ctrl_c_stops_a_stream_within_2_s(tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C) during a stream: the CLI reports and exits promptly, with its summary line."""
+    import signal
+    import time
+
+    video = tmp_path / "long.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        writer.write(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
+    writer.release()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgedepth.cli", "stream", str(video), "--backend", "onnxruntime"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    first = proc.stdout.read(1)  # the first live status line: the stream is running
+    assert first, proc.stderr.read() if proc.stderr else ""
+    proc.send_signal(signal.SIGINT)
+    t0 = time.perf_counter()
+    out, _ = proc.communicate(timeout=30)
+    assert time.perf_counter() - t0 < 2.0
+    assert "interrupted" in out and "frames in" in out
