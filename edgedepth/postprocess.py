@@ -159,6 +159,7 @@ class SideBySideWriter:
         """Finish the video and move it to ``path`` (idempotent)."""
         if self.temp_path is not None:
             self._writer.release()
+            os.chmod(self.temp_path, 0o644)  # mkstemp makes it private; a saved video is an ordinary file
             os.replace(self.temp_path, self.path)
             self.temp_path = None
         return self.path

@@ -9,14 +9,14 @@ No pickle is involved, so loading a checkpoint cannot run code.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
+
+from edgedepth.imageio import atomic_write_bytes
 
 SKELETON_KEY = "edgedepth.skeleton"
 
@@ -53,14 +53,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], metadata: dict[str,
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _flatten(state, "", tensors)
     header = {**(metadata or {}), SKELETON_KEY: json.dumps(skeleton)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=header)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(path, save(tensors, metadata=header))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

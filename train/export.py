@@ -9,8 +9,6 @@ compares ONNX Runtime against PyTorch.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import onnx
 import torch
 
 from edgedepth.artifact import ModelSpec
+from edgedepth.imageio import atomic_write_bytes
 
 from .models.efficientdepth import DepthReadout, EfficientDepth
 
@@ -67,32 +66,25 @@ def export_onnx(
         height, width = torch.export.Dim("h32", min=1, max=128), torch.export.Dim("w32", min=1, max=128)
         dynamic_shapes = {"image": {0: batch, 2: 32 * height, 3: 32 * width}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        with torch.no_grad():
-            program = torch.onnx.export(
-                wrapper,
-                (example,),
-                input_names=[spec.input_name],
-                output_names=[spec.output_name, spec.confidence_name or "confidence"],
-                opset_version=OPSET,
-                dynamo=True,
-                dynamic_shapes=dynamic_shapes,
-                external_data=False,
-                verbose=False,
-            )
-        proto = program.model_proto
-        proto.producer_name = "edgedepth"
-        del proto.metadata_props[:]
-        for key, value in spec.to_metadata().items():
-            proto.metadata_props.add(key=key, value=value)
-        onnx.checker.check_model(proto, full_check=True)
-        onnx.save(proto, tmp_name)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            wrapper,
+            (example,),
+            input_names=[spec.input_name],
+            output_names=[spec.output_name, spec.confidence_name or "confidence"],
+            opset_version=OPSET,
+            dynamo=True,
+            dynamic_shapes=dynamic_shapes,
+            external_data=False,
+            verbose=False,
+        )
+    proto = program.model_proto
+    proto.producer_name = "edgedepth"
+    del proto.metadata_props[:]
+    for key, value in spec.to_metadata().items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(proto, full_check=True)
+    atomic_write_bytes(path, proto.SerializeToString())
     return spec
 
 
