@@ -1,13 +1,16 @@
 """INT8 against FP32 latency of the embedded default model, under ONNX Runtime and OpenVINO, in one process.
 
     python -m benchmarks.int8_speed                      # 256x256, batch 1, the shipped fp32 and int8 files
-    python -m benchmarks.int8_speed --runs 200 --size 256 --threads 2
+    python -m benchmarks.int8_speed --rounds 40 --block 5 --threads 2
 
 All four runners (two backends x two precisions) are opened through edgedepth's own backend registry with
-the options ``DepthEstimator(precision=...)`` uses, warmed up, then timed in interleaved rounds (each round
-runs every runner once, in a rotating order) so that drifting machine load hits them alike. Reported: the
-median and p90 of ``backend.infer`` per runner and the INT8 speed-up per backend. This is what
-``AUTO_PREFERENCE[Precision.INT8]`` in ``edgedepth/backends/base.py`` is set from. It writes nothing.
+the options ``DepthEstimator(precision=...)`` uses and warmed up. Then, round after round, each runner (in a
+rotating order) makes one untimed call, which brings its weights back into cache and wakes its threads after
+the others ran, and ``--block`` timed back-to-back calls, as in a stream. Interleaving the rounds spreads
+drifting machine load over all four alike; timing single calls between other models' calls would instead
+measure cold caches (4 models of 6-20 MB each) and other pools' spinning threads. Reported: median and p90 of
+``backend.infer`` per runner and the INT8 speed-up per backend; ``AUTO_PREFERENCE[Precision.INT8]`` in
+``edgedepth/backends/base.py`` is set from this. It writes nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from edgedepth.preprocess import preprocess
 BACKENDS = (BackendKind.ONNXRUNTIME, BackendKind.OPENVINO)
 
 
-def measure(models: dict[str, Path], size: int, runs: int, warmup: int, threads: int | None) -> dict:
+def measure(
+    models: dict[str, Path], size: int, rounds: int, block: int, warmup: int, threads: int | None
+) -> dict:
     """Median / p90 latency in ms per (backend, precision), timed in interleaved rounds."""
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
@@ -42,11 +47,13 @@ def measure(models: dict[str, Path], size: int, runs: int, warmup: int, threads:
         for _ in range(warmup):
             runners[key].infer(x)
     times: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
-    for r in range(runs):
+    for r in range(rounds):
         for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
-            t0 = time.perf_counter()
-            runners[key].infer(x)
-            times[key].append((time.perf_counter() - t0) * 1e3)
+            runners[key].infer(x)  # untimed: caches and threads back after the other runners
+            for _ in range(block):
+                t0 = time.perf_counter()
+                runners[key].infer(x)
+                times[key].append((time.perf_counter() - t0) * 1e3)
     for runner in runners.values():
         runner.close()
     return {
@@ -77,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fp32", type=Path, help="FP32 model (default: the embedded one)")
     ap.add_argument("--int8", type=Path, help="INT8 model (default: the embedded one)")
     ap.add_argument("--size", type=int, default=256, help="input height and width")
-    ap.add_argument("--runs", type=int, default=100, help="timed rounds (each runs all four runners once)")
+    ap.add_argument("--rounds", type=int, default=20, help="interleaved rounds over the four runners")
+    ap.add_argument("--block", type=int, default=5, help="timed back-to-back calls per runner and round")
     ap.add_argument("--warmup", type=int, default=10, help="untimed runs per runner first")
     ap.add_argument("--threads", type=int, help="threads per backend (default: the backend's own)")
     args = ap.parse_args(argv)
@@ -85,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         "fp32": args.fp32 or default_model_path("fp32"),
         "int8": args.int8 or default_model_path("int8"),
     }
-    results = measure(models, args.size, args.runs, args.warmup, args.threads)
+    results = measure(models, args.size, args.rounds, args.block, args.warmup, args.threads)
     print(format_table(results, models, args.size))
 
 
