@@ -126,9 +126,11 @@ def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> Ga
     d_abs, d_d1 = cand.abs_rel - ref.abs_rel, cand.delta1 - ref.delta1
     reasons = []
     if not np.isfinite(d_abs) or d_abs > config.max_drop:
-        reasons.append(f"AbsRel rose by {d_abs:+.4f} (max_drop {config.max_drop:+.4f})")
+        reasons.append(f"AbsRel changed by {d_abs:+.4f}, more than max_drop={config.max_drop:+.4f} allows")
     if not np.isfinite(d_d1) or -d_d1 > config.max_delta1_drop:
-        reasons.append(f"delta1 fell by {-d_d1:.4f} (max_delta1_drop {config.max_delta1_drop:.4f})")
+        reasons.append(
+            f"delta1 changed by {d_d1:+.4f}, below -max_delta1_drop={-config.max_delta1_drop:+.4f}"
+        )
     return GateReport(
         mode=mode,
         dataset=dataset,
