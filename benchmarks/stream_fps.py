@@ -14,11 +14,12 @@ import statistics
 import time
 
 import cv2
+import numpy as np
 
 from edgedepth import DepthEstimator
 
 
-def model_only_fps(est: DepthEstimator, frame, runs: int, warmup: int) -> float:  # noqa: ANN001
+def model_only_fps(est: DepthEstimator, frame: np.ndarray, runs: int, warmup: int) -> float:
     """Frames/s of the backend alone (median latency over ``runs`` after ``warmup``)."""
     _, x, _ = est.prepare(frame)
     for _ in range(warmup):
