@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     model_fps, stream_fps = [], []
     with DepthEstimator(backend=args.backend, precision=args.precision, threads=args.threads) as est:
         h, w = est.input_hw(first.shape[:2])
-        print(f"{est.spec.name} ({args.precision}) on {est.backend_name}, {first.shape[1]}x{first.shape[0]} -> {w}x{h}")
+        print(
+            f"{est.spec.name} ({args.precision}) on {est.backend_name}, {first.shape[1]}x{first.shape[0]} -> {w}x{h}"
+        )
         for r in range(args.rounds):
             model_fps.append(model_only_fps(est, first, args.runs, warmup=20))
             with est.stream(args.video) as frames:
