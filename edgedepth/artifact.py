@@ -7,6 +7,7 @@ order and output kind from here; nothing else hard-codes them. The spec travels 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -174,6 +175,15 @@ def _decode_field(name: str, value: Any) -> Any:
     if name == "confidence_name":
         return None if value is None else str(value)
     return str(value)
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, read in 1 MiB chunks (provenance: which model or data an artifact came from)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_onnx_spec(path: str | Path) -> ModelSpec:

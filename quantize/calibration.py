@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgedepth.artifact import ModelSpec
+from edgedepth.artifact import ModelSpec, file_sha256
 from edgedepth.capture import GLOB_CHARS, IMAGE_SUFFIXES, VideoSource, list_images
 from edgedepth.errors import CalibrationError, EdgeDepthError, InputError, SourceError
 from edgedepth.imageio import load_image
@@ -240,14 +240,6 @@ def calibration_hash(items: Sequence[CalibrationItem], input_hw: tuple[int, int]
             contents[item.path] = file_sha256(item.path)
         line = f"{item.source.label(item.path)}\t{item.frame_index}\t{contents[item.path]}\n"
         digest.update(line.encode())
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
     return digest.hexdigest()
 
 

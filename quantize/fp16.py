@@ -15,9 +15,8 @@ from pathlib import Path
 
 import onnx
 
-from edgedepth.artifact import Precision, read_onnx_spec
+from edgedepth.artifact import Precision, file_sha256, read_onnx_spec
 
-from .calibration import file_sha256
 from .gate import GateConfig, GateReport, publish
 from .graph import head_scope, set_spec, topological_sort
 

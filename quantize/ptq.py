@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from edgedepth.artifact import ModelSpec, Precision, read_onnx_spec
+from edgedepth.artifact import ModelSpec, Precision, file_sha256, read_onnx_spec
 from edgedepth.errors import InputError
 from edgedepth.metrics import depth_metrics
 from edgedepth.preprocess import model_input_hw, preprocess, unpad_and_resize
 from edgedepth.rgbd import RGBDFrame, iter_rgbd
 
-from .calibration import DEFAULT_FRAMES, DEFAULT_MIN_FRAMES, CalibrationData, file_sha256, gather_calibration
+from .calibration import DEFAULT_FRAMES, DEFAULT_MIN_FRAMES, CalibrationData, gather_calibration
 from .gate import GateConfig, GateReport, publish
 from .graph import head_scope, set_spec
 

