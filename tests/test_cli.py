@@ -83,6 +83,8 @@ def test_ctrl_c_stops_a_stream_within_2_s(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "edgedepth.cli", "stream", str(video), "--backend", "onnxruntime"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As in a terminal: a runner started in the background would pass SIGINT on as ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     assert proc.stdout is not None
     first = proc.stdout.read(1)  # the first live status line: the stream is running
