@@ -10,17 +10,8 @@ import pytest
 
 from edgedepth.errors import DataError
 from edgedepth_train.data import synthetic
-from edgedepth_train.data.scenes import (
-    SCENE_KINDS,
-    Camera,
-    Light,
-    Material,
-    Primitive,
-    Scene,
-    look_rotation,
-    rot_z,
-    sample_scene,
-)
+from edgedepth_train.data.scene_model import Camera, Light, Material, Primitive, Scene, look_rotation, rot_z
+from edgedepth_train.data.scenes import SCENE_KINDS, sample_scene
 from edgedepth_train.data.synthetic import (
     SKY_DEPTH_M,
     RenderedFrame,

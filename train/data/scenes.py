@@ -1,144 +1,32 @@
 """Random scene descriptions for the synthetic renderer: rooms, corridors, table-tops, outdoor ground planes.
 
 Deterministic: one ``numpy.random.Generator`` draws the camera, the analytic primitives with their materials,
-the lights and the post-processing, so a seed fixes the whole frame (``procedural_textures`` uses a fixed seed). Indoor scenes are the most
-common because the network trained on them must generalise to real indoor photographs (NYU Depth V2, TUM RGB-D).
+the lights and the post-processing, so a seed fixes the whole frame. Indoor scenes are the most common
+because the network trained on them must generalise to real indoor photographs (NYU Depth V2, TUM RGB-D).
 Units are metres; the world frame is right-handed with +Z up and the floor or ground at z = 0.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
-#: z-depth given to sky pixels (and to ground farther than this): a large finite stand-in for infinity.
-SKY_DEPTH_M = 100.0
+from .scene_model import (
+    Camera,
+    Light,
+    Material,
+    Post,
+    Primitive,
+    Scene,
+    heading,
+    look_rotation,
+    rot_x,
+    rot_z,
+)
+
 SCENE_KINDS = ("room", "corridor", "tabletop", "outdoor")
 SCENE_PROBS = (0.4, 0.2, 0.25, 0.15)
-_I3 = np.eye(3)
-
-
-@dataclass(frozen=True)
-class Material:
-    """Albedo = tint * (1 - mix + mix * texture); ``tex`` indexes the texture bank modulo its size."""
-
-    tex: int = -1
-    scale: float = 200.0  # texels of the full-size texture per metre
-    offset: tuple[float, float] = (0.0, 0.0)
-    tint: tuple[float, float, float] = (0.6, 0.6, 0.6)  # linear BGR
-    mix: float = 0.0
-    spec: float = 0.0
-
-
-@dataclass
-class Primitive:
-    """An analytic shape in its own frame, placed by ``rot`` (object-to-world) and ``center``.
-
-    kind: "box"/"room" (half extents; a room is seen from inside), "sphere" (radius in size[0]), "cylinder"
-    (radius size[0], half height size[2], axis local z), "quad" (half extents size[0:2], normal local z) or
-    "plane" (infinite, normal local z). Box and room faces use ``materials[(2 * axis + positive) % len]``,
-    cylinders ``materials[0]`` on the side and ``materials[-1]`` on the caps.
-    """
-
-    kind: str
-    center: np.ndarray
-    size: np.ndarray
-    materials: tuple[Material, ...]
-    rot: np.ndarray = field(default_factory=lambda: _I3.copy())
-    casts_shadow: bool = True
-
-    @property
-    def radius(self) -> float:
-        s = self.size
-        return {
-            "box": float(np.linalg.norm(s)),
-            "sphere": float(s[0]),
-            "cylinder": math.hypot(s[0], s[2]),
-            "quad": math.hypot(s[0], s[1]),
-        }.get(self.kind, math.inf)
-
-
-@dataclass(frozen=True)
-class Camera:
-    """Pinhole camera: position, camera-to-world rotation and intrinsics in pixels."""
-
-    pos: np.ndarray
-    rot: np.ndarray  # camera-to-world; columns are the camera's right, down and forward axes
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-
-@dataclass(frozen=True)
-class Light:
-    """A Lambertian light source."""
-
-    vec: np.ndarray  # position of a point light, or unit direction towards a directional one
-    color: np.ndarray
-    directional: bool = False
-    falloff: float = 0.0  # irradiance / (1 + falloff * distance²)
-
-
-@dataclass(frozen=True)
-class Post:
-    """Image degradations applied after shading, so that frames are not too clean."""
-
-    exposure: float = 0.8  # brightness the 97th percentile maps to
-    white_balance: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    vignette: float = 0.0
-    blur: float = 0.0
-    noise: float = 0.0
-    jpeg: int = 0  # JPEG quality to round-trip through; 0: none
-    seed: int = 0
-
-
-@dataclass
-class Scene:
-    """Everything render_scene needs: camera, primitives, lights, ambient, optional sky and fog, post."""
-
-    kind: str
-    camera: Camera
-    prims: list[Primitive]
-    lights: list[Light]
-    ambient: np.ndarray
-    sky: tuple[np.ndarray, np.ndarray] | None = None  # horizon and zenith colours
-    fog_m: float = 0.0
-    shadows: bool = False
-    post: Post | None = None
-
-
-def rot_z(a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-def rot_x(a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-
-
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
-
-
-def look_rotation(forward: np.ndarray, roll: float = 0.0) -> np.ndarray:
-    """Camera-to-world rotation looking along ``forward`` with a level horizon turned by ``roll`` radians."""
-    f = np.asarray(forward, float) / np.linalg.norm(forward)
-    up = np.array([0.0, 0.0, 1.0]) if abs(f[2]) < 0.99 else np.array([0.0, 1.0, 0.0])
-    right = _cross(f, up)
-    right /= np.linalg.norm(right)
-    down = _cross(f, right)
-    c, s = math.cos(roll), math.sin(roll)
-    return np.stack([c * right + s * down, -s * right + c * down, f], axis=1)
-
-
-def heading(yaw: float, pitch: float) -> np.ndarray:
-    """Unit vector with compass angle ``yaw`` from +Y towards +X, tilted down by ``pitch``."""
-    return np.array([math.sin(yaw) * math.cos(pitch), math.cos(yaw) * math.cos(pitch), -math.sin(pitch)])
 
 
 def random_camera(rng: np.random.Generator, pos: np.ndarray, forward: np.ndarray, h: int, w: int) -> Camera:
@@ -231,6 +119,24 @@ class _Layout:
 
     def take(self, x: float, y: float, r: float) -> None:
         self.spots.append((x, y, r))
+
+
+def _scatter_things(
+    rng,
+    prims: list[Primitive],
+    lay: _Layout,
+    n: int,
+    xs: tuple[float, float],
+    ys: tuple[float, float],
+    sizes: tuple[float, float],
+) -> None:
+    """Try ``n`` random floor objects in the box ``xs`` x ``ys``, keeping those that do not collide."""
+    for _ in range(n):
+        x, y = rng.uniform(*xs), rng.uniform(*ys)
+        obj, r = thing(rng, x, y, 0.0, rng.uniform(*sizes))
+        if lay.free(x, y, r):
+            lay.take(x, y, r)
+            prims.append(obj)
 
 
 def _room_box(rng, X: float, Y: float, Z: float) -> Primitive:
@@ -350,12 +256,8 @@ def _room(rng, h: int, w: int, tabletop: bool) -> Scene:
             if lay.free(tx, ty, math.hypot(hx, hy)):
                 lay.take(tx, ty, math.hypot(hx, hy))
                 _table(rng, prims, tx, ty, hx, hy, rng.uniform(0.45, 0.8), int(rng.integers(0, 6)))
-        for _ in range(int(rng.integers(3, 13))):
-            x, y = rng.uniform(0.3, X - 0.3), rng.uniform(0.3, Y - 0.3)
-            obj, r = thing(rng, x, y, 0.0, rng.uniform(0.2, 1.5))
-            if lay.free(x, y, r):
-                lay.take(x, y, r)
-                prims.append(obj)
+        n = int(rng.integers(3, 13))
+        _scatter_things(rng, prims, lay, n, (0.3, X - 0.3), (0.3, Y - 0.3), (0.2, 1.5))
         x, y = _place_camera(rng, lay, X, Y)
         cam = np.array([x, y, _eye_height(rng)])
         for _ in range(20):  # look at some object (or anywhere) at least 1.2 m away, slightly downwards
@@ -383,12 +285,7 @@ def _corridor(rng, h: int, w: int) -> Scene:
         if lay.free(x, y, min(hx, hy)):
             lay.take(x, y, math.hypot(hx, hy))
             prims.append(_box((x, y, height / 2), (hx, hy, height / 2), material(rng, "furniture")))
-    for _ in range(int(rng.integers(0, 4))):
-        x, y = rng.uniform(0.2, X - 0.2), rng.uniform(1.0, Y - 0.3)
-        obj, r = thing(rng, x, y, 0.0, rng.uniform(0.2, 0.9))
-        if lay.free(x, y, r):
-            lay.take(x, y, r)
-            prims.append(obj)
+    _scatter_things(rng, prims, lay, int(rng.integers(0, 4)), (0.2, X - 0.2), (1.0, Y - 0.3), (0.2, 0.9))
     _wall_panels(rng, prims, X, Y, Z, sides=(0, 1, 3))
     yaw, pitch = math.radians(rng.normal(0, 12)), math.radians(rng.uniform(-3, 15))
     camera = random_camera(rng, np.array([x0, y0, _eye_height(rng)]), heading(yaw, pitch), h, w)
@@ -468,28 +365,3 @@ def sample_scene(rng: np.random.Generator, height: int, width: int) -> Scene:
         seed=int(rng.integers(0, 2**31 - 1)),
     )
     return scene
-
-
-def procedural_textures() -> list[np.ndarray]:
-    """Twelve fixed noise, checker, stripe and tile textures (BGR uint8) for rendering without photographs."""
-    rng = np.random.default_rng(1234)
-    yy, xx = np.mgrid[0:256, 0:256].astype(np.float32)
-    out = []
-    for i in range(12):
-        noise = sum(
-            cv2.resize(rng.random((s, s, 3), dtype=np.float32), (256, 256), interpolation=cv2.INTER_CUBIC)
-            / s**0.5
-            for s in (4, 8, 16, 32, 64)
-        )
-        noise = (noise - noise.min()) / (np.ptp(noise) + 1e-6)
-        a, b = rng.uniform(0.1, 1.0, 3), rng.uniform(0.1, 1.0, 3)
-        period = int(rng.choice([16, 32, 64]))
-        pattern = [
-            noise[..., :1],
-            ((xx // period + yy // period) % 2)[..., None],
-            (0.5 + 0.5 * np.sin(xx * 2 * np.pi / period + 6 * noise[..., 0]))[..., None],
-            (((xx % period) > 2) & ((yy % period) > 2))[..., None].astype(np.float32),
-        ][i % 4]
-        tex = (a * pattern + b * (1 - pattern)) * (0.7 + 0.6 * noise)
-        out.append(np.clip(tex * 255, 0, 255).astype(np.uint8))
-    return out

@@ -18,33 +18,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgedepth.errors import DataError
-
-from .scenes import (
-    SKY_DEPTH_M,
-    Camera,
-    Light,
-    Material,
-    Primitive,
-    Scene,
-    look_rotation,
-    procedural_textures,
-    sample_scene,
-)
+from .scene_model import SKY_DEPTH_M, Camera, Light, Material, Primitive, Scene, look_rotation
+from .scenes import sample_scene
+from .textures import DEFAULT_TEXTURE_DIR, MipAtlas, albedo, load_textures
 
 try:  # only SyntheticRGBD needs torch; the renderer itself does not
     from torch.utils.data import Dataset as _Dataset
 except ImportError:  # pragma: no cover
     _Dataset = object  # type: ignore[assignment,misc]
 
-#: ``../shared/data/images`` beside the repository root.
-DEFAULT_TEXTURE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "images"
-_IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-_TEX_MAX_SIDE, _TEX_LEVELS, _SHADOW_RES = 512, 6, 160
+_SHADOW_RES = 160
 _NEAR = 1e-4
 _F32 = np.float32
-_BANKS: dict[str, list[MipAtlas]] = {}  # per-process cache: folder -> textures
-_SRGB_TO_LINEAR = ((np.arange(256, dtype=_F32) / 255) ** 2).astype(_F32)  # gamma 2: cheap and close enough
 _NOISE: list[np.ndarray] = []
 _CORNERS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
 
@@ -57,97 +42,6 @@ class RenderedFrame:
     depth_m: np.ndarray  # HxW float32, > 0 everywhere
     intrinsics: tuple[float, float, float, float]  # fx, fy, cx, cy
     scene: str  # "room" | "corridor" | "tabletop" | "outdoor"
-
-
-# ----------------------------------------------------------------------------------------------- textures
-
-
-def load_textures(texture_dir: str | Path | None = DEFAULT_TEXTURE_DIR) -> list[MipAtlas]:
-    """Load every image in ``texture_dir`` once per process as mip atlases; None gives procedural textures.
-
-    Raises DataError naming the folder when it is missing, empty or holds an unreadable image.
-    """
-    key = "<procedural>" if texture_dir is None else str(Path(texture_dir).resolve())
-    if key in _BANKS:
-        return _BANKS[key]
-    if texture_dir is None:
-        images = procedural_textures()
-    else:
-        folder = Path(texture_dir)
-        if not folder.is_dir():
-            raise DataError(f"texture folder {folder} does not exist (texture_dir=None: procedural textures)")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_EXTS)
-        if not files:
-            raise DataError(f"texture folder {folder} holds no images ({', '.join(sorted(_IMAGE_EXTS))})")
-        images = []
-        for f in files:
-            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-            if img is None:
-                raise DataError(f"texture image {f} in folder {folder} cannot be read")
-            s = _TEX_MAX_SIDE / max(img.shape[:2])
-            images.append(cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img)
-    _BANKS[key] = [MipAtlas.build(img) for img in images]
-    return _BANKS[key]
-
-
-@dataclass(frozen=True)
-class MipAtlas:
-    """A texture's mip levels packed in one image, each with a 1-pixel wrapped border, so one cv2.remap samples
-    every pixel at its own level with correct wrap-around. ``table`` rows: scale, width, height, x0, y0."""
-
-    atlas: np.ndarray
-    table: np.ndarray
-
-    @staticmethod
-    def build(img: np.ndarray) -> MipAtlas:
-        levels = [img]
-        while len(levels) < _TEX_LEVELS and min(levels[-1].shape[:2]) >= 16:
-            levels.append(cv2.pyrDown(levels[-1]))
-        pads = [cv2.copyMakeBorder(lv, 1, 1, 1, 1, cv2.BORDER_WRAP) for lv in levels]
-        h0, w0 = pads[0].shape[:2]
-        atlas = np.zeros((max(h0, sum(p.shape[0] for p in pads[1:])), w0 + pads[1].shape[1], 3), np.uint8)
-        atlas[:h0, :w0] = pads[0]
-        rows, y = [(1.0, w0 - 2, h0 - 2, 1, 1)], 0
-        for i, p in enumerate(pads[1:], 1):
-            atlas[y : y + p.shape[0], w0 : w0 + p.shape[1]] = p
-            rows.append((0.5**i, p.shape[1] - 2, p.shape[0] - 2, w0 + 1, y + 1))
-            y += p.shape[0]
-        return MipAtlas(atlas, np.array(rows, _F32))
-
-
-def _remap(img: np.ndarray, mx: np.ndarray, my: np.ndarray) -> np.ndarray:
-    """Bilinear cv2.remap at n scattered points (in rows of 256: remap's maps must be shorter than 32767)."""
-    n = mx.size
-    rows = -(-n // 256)
-    maps = np.zeros((2, rows * 256), _F32)
-    maps[0, :n], maps[1, :n] = mx, my
-    mx, my = maps[0].reshape(rows, 256), maps[1].reshape(rows, 256)
-    return cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(rows * 256, -1)[
-        :n
-    ]
-
-
-def _albedo(mat: Material, bank: list[MipAtlas], u, v, depth, fx: float) -> np.ndarray:
-    """Linear BGR albedo (3, n): the texture planar-mapped by world-space (u, v), mip level from the footprint."""
-    tint = np.asarray(mat.tint, _F32)[:, None]
-    if mat.tex < 0 or mat.mix <= 0 or not bank:
-        return np.broadcast_to(tint, (3, u.size))
-    tex = bank[mat.tex % len(bank)]
-    footprint = depth * _F32(mat.scale / fx * math.sqrt(2))  # texels per pixel; x sqrt 2 rounds the level
-    level = (footprint.view(np.int32) >> 23) - 127  # floor(log2(footprint)) from the float's exponent bits
-    level = np.minimum(np.maximum(level, 0), len(tex.table) - 1)
-    if level.size and level.min() == level.max():  # one mip level for all: scalars are cheaper
-        scale, width, height, x0, y0 = tex.table[level[0]]
-    else:
-        scale, width, height, x0, y0 = (np.take(col, level) for col in tex.table.T)
-    tu = (u * _F32(mat.scale) + _F32(mat.offset[0])) * scale
-    tv = (v * _F32(mat.scale) + _F32(mat.offset[1])) * scale
-    mx = tu - np.floor(tu / width) * width + x0  # wrap into the level's tile
-    my = tv - np.floor(tv / height) * height + y0
-    lin = np.take(_SRGB_TO_LINEAR, _remap(tex.atlas, mx, my).T)
-    lin *= tint * _F32(mat.mix)
-    lin += tint * _F32(1 - mat.mix)
-    return lin
 
 
 # ----------------------------------------------------------------------------------------- ray casting
@@ -419,7 +313,7 @@ def _render(scene: Scene, h: int, w: int, bank: list[MipAtlas]) -> RenderedFrame
             sel = np.flatnonzero(mid == m) if len(mats) > 1 else slice(None)
             at = idx[sel]
             if at.size:
-                _scatter(alb, at, _albedo(mat, bank, u[sel], v[sel], zk[sel], cam.fx))
+                _scatter(alb, at, albedo(mat, bank, u[sel], v[sel], zk[sel], cam.fx))
                 if mat.spec:
                     spec[at] = mat.spec
     img = _shade(scene, pts, nrm, d, alb, spec, z, h, w)
