@@ -63,24 +63,28 @@ __host__ __device__ __forceinline__ float preprocess_pixel(const uint8_t* src, c
 }
 
 #ifdef __CUDACC__
-extern "C" __global__ void preprocess_bgr_to_nchw_f32(const uint8_t* src, float* dst, PreprocessParams p) {
+template <typename T> __device__ __forceinline__ T to_output(float v);
+template <> __device__ __forceinline__ float to_output<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half to_output<__half>(float v) { return __float2half(v); }
+
+// One thread per output pixel; the two entry points differ only in the output type.
+template <typename T>
+__device__ __forceinline__ void preprocess_to_nchw(const uint8_t* src, T* dst, const PreprocessParams& p) {
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= p.out_w || y >= p.out_h) return;
     long plane = (long)p.out_h * p.out_w;
     for (int c = 0; c < 3; ++c) {
-        dst[c * plane + (long)y * p.out_w + x] = preprocess_pixel(src, &p, x, y, c);
+        dst[c * plane + (long)y * p.out_w + x] = to_output<T>(preprocess_pixel(src, &p, x, y, c));
     }
 }
 
+extern "C" __global__ void preprocess_bgr_to_nchw_f32(const uint8_t* src, float* dst, PreprocessParams p) {
+    preprocess_to_nchw(src, dst, p);
+}
+
 extern "C" __global__ void preprocess_bgr_to_nchw_f16(const uint8_t* src, __half* dst, PreprocessParams p) {
-    int x = blockIdx.x * blockDim.x + threadIdx.x;
-    int y = blockIdx.y * blockDim.y + threadIdx.y;
-    if (x >= p.out_w || y >= p.out_h) return;
-    long plane = (long)p.out_h * p.out_w;
-    for (int c = 0; c < 3; ++c) {
-        dst[c * plane + (long)y * p.out_w + x] = __float2half(preprocess_pixel(src, &p, x, y, c));
-    }
+    preprocess_to_nchw(src, dst, p);
 }
 #else
 // Host entry point for the tests: the same per-pixel function, looped over the grid.
