@@ -4,6 +4,10 @@ edgedepth demo                                   # embedded model on the embedde
 edgedepth predict photos/*.jpg -o out/           # colourised PNG, 16-bit PNG + scale, .npy
 edgedepth stream 0 --show                        # camera 0; also files, folders, rtsp://, GStreamer
 edgedepth info [MODEL]                           # spec, inputs/outputs, backends and why
+
+Sub-commands that live outside the runtime register through the ``edgedepth.commands`` entry-point group
+(``build-engine`` from the quantization tree, ``benchmark`` from the benchmarks), so the runtime never
+imports them by name.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from . import __version__
 from .errors import EdgeDepthError, InputError
 
+COMMANDS_GROUP = "edgedepth.commands"
 DEMO_CLIP = Path(__file__).resolve().parent / "data" / "demo.mp4"
 OUTPUT_FORMATS = ("color", "png16", "npy")
 
@@ -113,6 +118,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     print("backends:")
     for status in available_backends():
         print(f"  {status.kind:<12} {'yes' if status.available else 'no ':<4} {status.reason}")
+    if args.model and Path(args.model).suffix.lower() == ".engine":  # readable without TensorRT
+        from .engine_file import read_engine_header
+
+        header, _ = read_engine_header(args.model)
+        cc = ".".join(map(str, header.compute_capability))
+        print(f"engine {args.model}: {header.precision.value}, built with TensorRT {header.tensorrt_version} "
+              f"on {header.device_name} (compute capability {cc}), profile {header.profile.describe()}, "
+              f"from {header.onnx_name} (sha256 {header.onnx_sha256[:16]}...), flags {header.flags}")  # fmt: skip
     with _estimator(args) as est:
         spec = est.spec
         print(f"model: {est.model_path}")
@@ -176,7 +189,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32")
     p.add_argument("--threads", type=int)
     p.set_defaults(func=cmd_info)
+    _add_plugin_commands(sub)
     return parser
+
+
+def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            register = entry.load()
+        except Exception as exc:  # its optional dependencies are missing: say so when it is used
+            p = sub.add_parser(entry.name, help=f"(unavailable: {exc})")
+            p.set_defaults(func=_unavailable(entry.name, exc))
+            continue
+        register(sub)
+
+
+def _unavailable(name: str, exc: Exception):
+    def run(args: argparse.Namespace) -> int:
+        raise InputError(f"the {name!r} command cannot load: {exc}; pip install edgedepth[all]")
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:

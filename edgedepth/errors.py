@@ -34,6 +34,10 @@ class AccuracyGateError(EdgeDepthError):
     """A reduced-precision model lost more accuracy than the gate allows; no artifact was written."""
 
 
+class EngineBuildError(EdgeDepthError):
+    """TensorRT could not parse the ONNX model or build an engine from it."""
+
+
 class DataError(EdgeDepthError, ValueError):
     """A dataset folder or file is missing or malformed (used by the training tree)."""
 

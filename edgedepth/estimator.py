@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .artifact import ModelSpec, Precision, parse_enum, read_onnx_spec
-from .backends.base import BackendKind, BackendOptions, open_backend
+from .artifact import Interpolation, ModelSpec, Precision, parse_enum, read_onnx_spec
+from .backends.base import BackendKind, BackendOptions, FrameRunner, open_backend
 from .errors import InputError, ModelLoadError
 from .imageio import as_bgr_image
 from .preprocess import ResizePlan, model_input_hw, preprocess, unpad_and_resize
@@ -75,6 +75,8 @@ class DepthEstimator:
     "onnxruntime", "openvino" or "tensorrt". ``spec``: pass a ModelSpec to load a third-party ONNX model
     that carries no edgedepth metadata. ``input_size`` (h, w) fixes the model input for dynamic-shape
     models; by default they keep the image's aspect at ``long_side`` pixels (the spec's longer side).
+    ``cuda_preprocess`` (TensorRT) runs ``predict``'s preprocessing as one fused CUDA kernel; other
+    keyword arguments are :class:`BackendOptions` (e.g. ``cuda_graph=True``, ``device="cuda:1"``).
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class DepthEstimator:
         input_size: tuple[int, int] | None = None,
         long_side: int | None = None,
         max_pixels: int | None = None,
+        cuda_preprocess: bool = True,
         **backend_options: Any,
     ) -> None:
         try:
@@ -96,8 +99,12 @@ class DepthEstimator:
         self.model_path = resolve_model_path(model, self.precision)
         if spec is None and self.model_path.suffix.lower() == ".onnx":
             spec = read_onnx_spec(self.model_path)
+        elif spec is None:  # an engine carries its spec in its header, readable without TensorRT
+            from .engine_file import read_engine_header
+
+            spec = read_engine_header(self.model_path)[0].spec
         options = BackendOptions(precision=self.precision, threads=threads, **backend_options)
-        self._backend, self.backend_reasons = open_backend(self.model_path, spec, backend, options)  # type: ignore[arg-type]
+        self._backend, self.backend_reasons = open_backend(self.model_path, spec, backend, options)
         self.spec: ModelSpec = self._backend.spec
         if input_size is not None:
             h, w = input_size
@@ -109,6 +116,15 @@ class DepthEstimator:
         self.input_size = input_size
         self.long_side = long_side or max(self.spec.input_size)
         self.max_pixels = max_pixels
+        # TensorRT: predict() preprocesses with the fused CUDA kernel (streams keep CPU preprocessing in
+        # their own thread, overlapping inference).
+        self._frame_runner = (
+            self._backend
+            if cuda_preprocess
+            and isinstance(self._backend, FrameRunner)
+            and self.spec.interpolation is Interpolation.LINEAR  # the kernel is bilinear
+            else None
+        )
         self._closed = False
         self._lock = threading.Lock()
 
@@ -128,21 +144,27 @@ class DepthEstimator:
     # -- prediction -------------------------------------------------------------------------------------
     def prepare(self, image: np.ndarray | str | Path) -> tuple[np.ndarray, np.ndarray, ResizePlan]:
         """Validate and convert an image, then preprocess it: (BGR frame, model input, plan)."""
-        bgr = (
-            as_bgr_image(image)
-            if self.max_pixels is None
-            else as_bgr_image(image, max_pixels=self.max_pixels)
-        )
+        bgr = self._load(image)
         x, plan = preprocess(bgr, self.spec, self.input_hw(bgr.shape[:2]))
         return bgr, x, plan
+
+    def _load(self, image: np.ndarray | str | Path) -> np.ndarray:
+        if self.max_pixels is None:
+            return as_bgr_image(image)
+        return as_bgr_image(image, max_pixels=self.max_pixels)
 
     def predict(self, image: np.ndarray | str | Path) -> DepthResult:
         """Inverse depth and confidence for one image (ndarray in BGR by default, or a path)."""
         self._check_open()
         t0 = time.perf_counter()
-        _, x, plan = self.prepare(image)
-        t1 = time.perf_counter()
-        outputs = self._backend.infer(x)
+        if self._frame_runner is not None:  # the fused kernel writes into the engine's input buffer
+            bgr = self._load(image)
+            t1 = time.perf_counter()
+            outputs, (plan,) = self._frame_runner.infer_frames([bgr], self.input_hw(bgr.shape[:2]))
+        else:
+            _, x, plan = self.prepare(image)
+            t1 = time.perf_counter()
+            outputs = self._backend.infer(x)
         t2 = time.perf_counter()
         result = self._finish(outputs, 0, plan)
         t3 = time.perf_counter()

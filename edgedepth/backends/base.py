@@ -21,6 +21,7 @@ import numpy as np
 
 from ..artifact import ModelSpec, Precision, parse_enum
 from ..errors import BackendUnavailableError, InputError, ModelLoadError, choices
+from ..preprocess import ResizePlan
 
 
 class BackendKind(StrEnum):
@@ -40,7 +41,8 @@ class BackendOptions:
     ``device`` is an OpenVINO device name ("CPU", "GPU", "NPU", "AUTO", ...) or, for ONNX Runtime, "cpu" or
     "cuda" (the CUDA execution provider). ``openvino_hint`` sets INFERENCE_PRECISION_HINT; with None the
     backend follows ``precision`` (fp32 -> "f32", so results do not silently turn bf16 on AMX CPUs;
-    otherwise the device default).
+    otherwise the device default). ``cuda_graph`` (TensorRT) captures each input shape's execution in a
+    CUDA graph and replays it.
     """
 
     precision: Precision = Precision.FP32
@@ -48,6 +50,7 @@ class BackendOptions:
     device: str = "CPU"
     providers: tuple[str, ...] | None = None
     openvino_hint: str | None = None
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -82,6 +85,15 @@ class Backend(Protocol):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+@runtime_checkable
+class FrameRunner(Protocol):
+    """A backend that also preprocesses on its device: BGR uint8 frames in (TensorRT's fused CUDA kernel)."""
+
+    def infer_frames(
+        self, frames: Sequence[np.ndarray], input_hw: tuple[int, int]
+    ) -> tuple[dict[str, np.ndarray], list[ResizePlan]]: ...
 
 
 class ClosingRunner:
@@ -184,6 +196,13 @@ def parse_backend_kind(kind: BackendKind | str) -> BackendKind:
         raise InputError(str(exc)) from None
 
 
+def is_installed(lib: str) -> bool:
+    """Whether ``lib`` is a real package: a folder of type stubs alone (e.g. tensorrt-stubs) is a namespace
+    package without an origin, and does not count."""
+    spec = importlib.util.find_spec(lib)
+    return spec is not None and spec.origin is not None
+
+
 def backend_status(kind: BackendKind | str) -> BackendStatus:
     """Probe one backend: its libraries (find_spec, then import), its edgedepth module, then its hardware."""
     kind = parse_backend_kind(kind)
@@ -192,7 +211,7 @@ def backend_status(kind: BackendKind | str) -> BackendStatus:
     libraries, install = REQUIREMENTS[kind]
     needs_engine = f" It runs TensorRT {ENGINE_SUFFIX} files." if kind is BackendKind.TENSORRT else ""
     for lib in libraries:
-        if importlib.util.find_spec(lib) is None:
+        if not is_installed(lib):
             return BackendStatus(kind, False, f"{lib} is not installed ({install}).{needs_engine}")
         try:
             importlib.import_module(lib)
@@ -220,7 +239,7 @@ def _skip_reason(kind: BackendKind, path: Path, options: BackendOptions) -> str 
     is_engine = path.suffix.lower() == ENGINE_SUFFIX
     if kind is BackendKind.TENSORRT and not is_engine:
         libraries, install = REQUIREMENTS[kind]
-        missing = [lib for lib in libraries if importlib.util.find_spec(lib) is None]
+        missing = [lib for lib in libraries if not is_installed(lib)]
         note = f" (also: {', '.join(missing)} not installed; {install})" if missing else ""
         return f"skipped: it runs {ENGINE_SUFFIX} files and {path.name} is not one{note}"
     if kind is not BackendKind.TENSORRT and is_engine:

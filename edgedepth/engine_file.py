@@ -1,0 +1,336 @@
+"""The edgedepth TensorRT engine file: a JSON header, then TensorRT's serialized plan.
+
+Layout: 16 magic bytes, a little-endian uint32 header length, the UTF-8 JSON header, the plan. The header
+carries the ModelSpec (so an engine needs no side file), the TensorRT version and GPU compute capability it
+was built with, the precision and build flags, the input's optimization profile and the sha256 of the source
+ONNX and of the plan. Engines are not portable: :func:`check_compatibility` compares the header with the
+running TensorRT and GPU before anything is deserialized and names the rebuild command on a mismatch.
+
+Pure Python on purpose: the builder (edgedepth_quantize) writes these files, the TensorRT backend reads
+them, and both are tested without TensorRT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from .artifact import ModelSpec, Precision, parse_enum
+from .errors import InputError, ModelLoadError, choices
+from .imageio import atomic_open
+
+MAGIC = b"EDGEDEPTH-TRT\x00\x00\x01"
+HEADER_FORMAT = 1
+MAX_HEADER_BYTES = 1 << 20
+_LENGTH = struct.Struct("<I")
+
+HARDWARE_COMPATIBILITY = ("none", "ampere_plus")
+INT8_MODES = ("qdq", "calibrator")
+AMPERE = (8, 0)
+
+
+@dataclass(frozen=True)
+class ShapeProfile:
+    """One optimization profile of the NCHW input: the smallest, the tuned-for and the largest shape."""
+
+    min: tuple[int, int, int, int]
+    opt: tuple[int, int, int, int]
+    max: tuple[int, int, int, int]
+
+    def __post_init__(self) -> None:
+        for name in ("min", "opt", "max"):
+            shape = getattr(self, name)
+            if len(shape) != 4 or any(int(d) < 1 for d in shape) or int(shape[1]) != 3:
+                raise InputError(f"profile {name} shape {shape} must be N x 3 x H x W with positive sides")
+            object.__setattr__(self, name, tuple(int(d) for d in shape))
+        for i, axis in enumerate("NCHW"):
+            if not self.min[i] <= self.opt[i] <= self.max[i]:
+                raise InputError(
+                    f"profile {axis}: min {self.min[i]} <= opt {self.opt[i]} <= max {self.max[i]} does not hold"
+                )
+
+    def contains(self, shape: tuple[int, ...]) -> bool:
+        return len(shape) == 4 and all(
+            lo <= d <= hi for lo, d, hi in zip(self.min, shape, self.max, strict=True)
+        )
+
+    def describe(self) -> str:
+        return " .. ".join("x".join(map(str, s)) for s in (self.min, self.opt, self.max))
+
+    def to_json(self) -> dict[str, list[int]]:
+        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+
+
+@dataclass(frozen=True)
+class BuildFlags:
+    """How the engine was built; recorded so that the rebuild command can be written back out."""
+
+    memory_pool_mib: int = 1024
+    version_compatible: bool = False
+    hardware_compatibility: str = "none"
+    dla_core: int | None = None
+    gpu_fallback: bool = True
+    int8_mode: str | None = None  # "qdq" (explicit, from a QDQ ONNX), "calibrator" (implicit) or None
+
+    def __post_init__(self) -> None:
+        if self.hardware_compatibility not in HARDWARE_COMPATIBILITY:
+            raise InputError(
+                f"hardware_compatibility={self.hardware_compatibility!r} is not valid; "
+                f"choose one of {choices(HARDWARE_COMPATIBILITY)}"
+            )
+        if self.int8_mode is not None and self.int8_mode not in INT8_MODES:
+            raise InputError(
+                f"int8_mode={self.int8_mode!r} is not valid; choose one of {choices(INT8_MODES)}"
+            )
+        if self.memory_pool_mib < 1:
+            raise InputError(f"memory_pool_mib={self.memory_pool_mib} must be at least 1")
+        if self.dla_core is not None and self.dla_core < 0:
+            raise InputError(f"dla_core={self.dla_core} must be 0 or more (or None for the GPU)")
+
+
+@dataclass(frozen=True)
+class EngineHeader:
+    spec: ModelSpec
+    precision: Precision
+    tensorrt_version: str
+    compute_capability: tuple[int, int]
+    device_name: str
+    profile: ShapeProfile
+    onnx_sha256: str
+    onnx_name: str
+    flags: BuildFlags = field(default_factory=BuildFlags)
+    plan_sha256: str = ""
+    plan_size: int = 0
+    edgedepth_version: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": HEADER_FORMAT,
+            "spec": self.spec.to_metadata(),
+            "precision": self.precision.value,
+            "tensorrt_version": self.tensorrt_version,
+            "compute_capability": f"{self.compute_capability[0]}.{self.compute_capability[1]}",
+            "device_name": self.device_name,
+            "profile": self.profile.to_json(),
+            "onnx_sha256": self.onnx_sha256,
+            "onnx_name": self.onnx_name,
+            "flags": {k: getattr(self.flags, k) for k in BuildFlags.__dataclass_fields__},
+            "plan_sha256": self.plan_sha256,
+            "plan_size": self.plan_size,
+            "edgedepth_version": self.edgedepth_version,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, source: str) -> EngineHeader:
+        """Validate a decoded header; anything missing or malformed raises ModelLoadError naming the key."""
+        if not isinstance(data, dict):
+            raise ModelLoadError(f"{source}: the engine header is not a JSON object")
+        if data.get("format") != HEADER_FORMAT:
+            raise ModelLoadError(
+                f"{source}: engine header format {data.get('format')!r}; this edgedepth reads {HEADER_FORMAT}"
+            )
+
+        def get(key: str, kind: type | tuple[type, ...]) -> Any:
+            if key not in data:
+                raise ModelLoadError(f"{source}: the engine header has no {key!r}")
+            if not isinstance(data[key], kind):
+                raise ModelLoadError(f"{source}: the engine header's {key!r} is invalid: {data[key]!r}")
+            return data[key]
+
+        spec_metadata = get("spec", dict)
+        spec = ModelSpec.from_metadata({str(k): str(v) for k, v in spec_metadata.items()}, source)
+        try:
+            precision = parse_enum(Precision, get("precision", str), "precision")
+            cc = parse_compute_capability(get("compute_capability", str))
+            version = get("tensorrt_version", str)
+            Version(version)
+            profile_data = get("profile", dict)
+            profile = ShapeProfile(*(tuple(profile_data[k]) for k in ("min", "opt", "max")))
+            flags = BuildFlags(**get("flags", dict))
+        except (ValueError, KeyError, TypeError, InvalidVersion) as exc:
+            raise ModelLoadError(f"{source}: the engine header is invalid: {exc}") from None
+        return cls(
+            spec=spec,
+            precision=precision,
+            tensorrt_version=version,
+            compute_capability=cc,
+            device_name=get("device_name", str),
+            profile=profile,
+            onnx_sha256=get("onnx_sha256", str),
+            onnx_name=get("onnx_name", str),
+            flags=flags,
+            plan_sha256=get("plan_sha256", str),
+            plan_size=get("plan_size", int),
+            edgedepth_version=get("edgedepth_version", str),
+        )
+
+
+def parse_compute_capability(text: str) -> tuple[int, int]:
+    """ "8.7" -> (8, 7)."""
+    major, dot, minor = text.partition(".")
+    if not dot or not major.isdigit() or not minor.isdigit():
+        raise ValueError(f"compute capability {text!r} is not MAJOR.MINOR")
+    return int(major), int(minor)
+
+
+def write_framed(
+    path: str | Path, magic: bytes, header: Mapping[str, Any], payload: bytes | memoryview
+) -> None:
+    """Write ``magic``, the header's length, the JSON header and ``payload`` to ``path`` atomically."""
+    encoded = json.dumps(header, sort_keys=True).encode()
+    with atomic_open(path) as f:
+        f.write(magic + _LENGTH.pack(len(encoded)) + encoded)
+        f.write(payload)
+
+
+def read_framed_header(path: str | Path, magic: bytes, what: str, hint: str = "") -> tuple[Any, int, int]:
+    """The decoded JSON header of a file written by :func:`write_framed`, the payload offset and size.
+
+    ``hint`` is added to the error for a file that does not start with ``magic``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"{what} {path} does not exist")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        prefix = f.read(len(magic) + _LENGTH.size)
+        if len(prefix) < len(magic) + _LENGTH.size or not prefix.startswith(magic):
+            raise ModelLoadError(f"{path} is not an edgedepth {what} (no edgedepth header). {hint}".rstrip())
+        (length,) = _LENGTH.unpack(prefix[len(magic) :])
+        if length > MAX_HEADER_BYTES or len(prefix) + length > size:
+            raise ModelLoadError(
+                f"{path}: the header claims {length} bytes; the file is truncated or corrupt"
+            )
+        try:
+            data = json.loads(f.read(length).decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelLoadError(f"{path}: the header is not valid JSON: {exc}") from None
+    offset = len(prefix) + length
+    return data, offset, size - offset
+
+
+def write_engine(path: str | Path, header: EngineHeader, plan: bytes | memoryview) -> EngineHeader:
+    """Write header + plan atomically; the header's plan size and sha256 are filled in from ``plan``."""
+    header = replace(header, plan_size=len(plan), plan_sha256=hashlib.sha256(plan).hexdigest())
+    write_framed(path, MAGIC, header.to_json(), plan)
+    return header
+
+
+def read_engine_header(path: str | Path) -> tuple[EngineHeader, int]:
+    """The header and the byte offset where the plan starts; checks the plan's size against the file."""
+    hint = (
+        "Build engines with `edgedepth build-engine MODEL.onnx`; a bare TensorRT plan carries no ModelSpec."
+    )
+    data, offset, plan_size = read_framed_header(path, MAGIC, "engine", hint)
+    header = EngineHeader.from_json(data, str(path))
+    if plan_size != header.plan_size:
+        raise ModelLoadError(
+            f"{path}: the plan is {plan_size} bytes but the header records {header.plan_size}; "
+            "the file is truncated or corrupt, rebuild it"
+        )
+    return header, offset
+
+
+def read_engine(path: str | Path, verify: bool = True) -> tuple[EngineHeader, bytes]:
+    """Header and plan bytes; with ``verify`` the plan's sha256 must match the header's."""
+    header, offset = read_engine_header(path)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        plan = f.read()
+    if verify and hashlib.sha256(plan).hexdigest() != header.plan_sha256:
+        raise ModelLoadError(f"{path}: the plan's sha256 does not match its header; the file is corrupt")
+    return header, plan
+
+
+def rebuild_command(header: EngineHeader, engine_path: str | Path) -> str:
+    """The ``edgedepth build-engine`` command that rebuilds this engine on the current machine."""
+    f = header.flags
+    args = [
+        "edgedepth",
+        "build-engine",
+        header.onnx_name,
+        "--precision",
+        header.precision.value,
+        "--min-shape",
+        "x".join(map(str, header.profile.min)),
+        "--opt-shape",
+        "x".join(map(str, header.profile.opt)),
+        "--max-shape",
+        "x".join(map(str, header.profile.max)),
+        "--memory-pool-mib",
+        str(f.memory_pool_mib),
+        "-o",
+        str(engine_path),
+    ]
+    if f.int8_mode == "calibrator":
+        args += ["--calibration", "CALIBRATION_IMAGES_OR_VIDEO"]
+    if f.version_compatible:
+        args.append("--version-compatible")
+    if f.hardware_compatibility != "none":
+        args += ["--hardware-compatibility", f.hardware_compatibility]
+    if f.dla_core is not None:
+        args += ["--dla-core", str(f.dla_core)] + ([] if f.gpu_fallback else ["--no-gpu-fallback"])
+    return shlex.join(args)
+
+
+def compatibility_problems(
+    header: EngineHeader, tensorrt_version: str, compute_capability: tuple[int, int]
+) -> list[str]:
+    """Why this engine cannot run on TensorRT ``tensorrt_version`` and a GPU of ``compute_capability``.
+
+    By default TensorRT runs a plan only with the TensorRT release that built it (major.minor.patch) and on
+    GPUs of the same compute capability. A version-compatible engine also runs on later releases of the same
+    major version; a hardware-compatible (ampere_plus) one on any GPU of compute capability 8.0 or newer.
+    """
+    problems = []
+    built, running = Version(header.tensorrt_version), Version(tensorrt_version)
+    if header.flags.version_compatible:
+        if running.major != built.major or running < built:
+            problems.append(
+                f"it was built version-compatible with TensorRT {built}, which runs on TensorRT "
+                f"{built.major}.x releases from {built} on; this machine has TensorRT {running}"
+            )
+    elif running.release[:3] != built.release[:3]:
+        problems.append(f"it was built with TensorRT {built}; this machine has TensorRT {running}")
+    cc_built, cc_here = _cc(header.compute_capability), _cc(compute_capability)
+    if header.flags.hardware_compatibility == "ampere_plus":
+        if compute_capability < AMPERE:
+            problems.append(
+                f"it was built hardware-compatible for Ampere and newer GPUs (compute capability 8.0+); "
+                f"this GPU has compute capability {cc_here}"
+            )
+    elif tuple(compute_capability) != tuple(header.compute_capability):
+        problems.append(
+            f"it was built for compute capability {cc_built} ({header.device_name}); "
+            f"this GPU has compute capability {cc_here}"
+        )
+    return problems
+
+
+def check_compatibility(
+    header: EngineHeader,
+    path: str | Path,
+    tensorrt_version: str,
+    compute_capability: tuple[int, int],
+    device_name: str = "this GPU",
+) -> None:
+    """Raise ModelLoadError naming both sides and the rebuild command when the engine cannot run here."""
+    problems = compatibility_problems(header, tensorrt_version, compute_capability)
+    if problems:
+        raise ModelLoadError(
+            f"engine {path} cannot run here: {'; '.join(problems)} ({device_name}). TensorRT engines are not "
+            f"portable across TensorRT versions or GPUs; rebuild it on this device from its ONNX:\n  "
+            f"{rebuild_command(header, path)}"
+        )
+
+
+def _cc(cc: tuple[int, int]) -> str:
+    return f"{cc[0]}.{cc[1]}"
