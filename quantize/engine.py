@@ -231,7 +231,7 @@ def make_entropy_calibrator(
             self.batches_used += 1
             return [int(self._device)]
 
-        def read_calibration_cache(self) -> bytes | None:  # type: ignore[override]
+        def read_calibration_cache(self) -> bytes | None:
             return cached
 
         def write_calibration_cache(self, cache: Any) -> None:
