@@ -184,7 +184,8 @@ class TensorRTBackend(ClosingRunner):
             self._cuda_context.pop()
 
     def _new_state(self) -> _ThreadState:
-        context = self._engine.create_execution_context()
+        with self._lock:  # contexts are created one at a time; each is then used by its thread only
+            context = self._engine.create_execution_context()
         if context is None:
             raise ModelLoadError(
                 f"{self.source}: TensorRT could not create an execution context (GPU memory?)"
