@@ -266,7 +266,8 @@ class TensorRTBackend(ClosingRunner):
         self, frames: Sequence[np.ndarray], input_hw: tuple[int, int]
     ) -> tuple[dict[str, np.ndarray], list[ResizePlan]]:
         """BGR uint8 frames in; the fused CUDA kernel writes each straight into the engine's input buffer."""
-        from ..cuda.launcher import KERNELS, CudaPreprocessor
+        from ..cuda import KERNELS
+        from ..cuda.launcher import CudaPreprocessor
 
         h, w = input_hw
         shape = (len(frames), 3, h, w)
