@@ -1,0 +1,195 @@
+"""What a benchmark run measures, and the parsing of the options into it (each error names its option)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import edgedepth
+from edgedepth import default_model_path
+from edgedepth.artifact import ModelSpec, Precision, parse_enum, read_onnx_spec
+from edgedepth.backends.base import BACKENDS, BackendKind, available_backends
+from edgedepth.errors import InputError, choices
+
+from .reference import VIT_S14, ViTConfig
+
+DEMO_CLIP = Path(edgedepth.__file__).resolve().parent / "data" / "demo.mp4"
+DEFAULT_SIZES = ((256, 256), (384, 384), (512, 512))
+DEFAULT_BATCHES = (1, 4)
+DEFAULT_PRECISIONS = (Precision.FP32, Precision.INT8)
+PARTS = ("stream", "preprocess", "memory", "peak", "reference")
+CPU_BACKENDS = (BackendKind.ONNXRUNTIME, BackendKind.OPENVINO)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One of our model files: an ONNX file runs on the CPU backends, an engine on TensorRT."""
+
+    path: Path
+    spec: ModelSpec | None  # an engine's comes from its header (None where that cannot be read)
+    engine_precision: str | None = None  # the precision an engine was built in
+
+    @property
+    def is_engine(self) -> bool:
+        return self.path.suffix.lower() == ".engine"
+
+    @property
+    def precision(self) -> str:
+        if self.engine_precision is not None:
+            return self.engine_precision
+        if self.spec is not None:
+            return self.spec.precision.value
+        stem = self.path.stem.lower()
+        return next((p.value for p in Precision if p.value in stem), "fp32")
+
+    @property
+    def label(self) -> str:
+        name = self.spec.name if self.spec is not None else self.path.stem
+        return f"{name} {self.precision}" + (" engine" if self.is_engine else "")
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    models: tuple[ModelEntry, ...]
+    backends: tuple[BackendKind, ...]
+    sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES
+    batches: tuple[int, ...] = DEFAULT_BATCHES
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    warmup: int = 5
+    runs: int = 20
+    rounds: int = 3
+    ref_warmup: int = 1
+    ref_runs: int = 2
+    memory_runs: int = 10
+    stream_rounds: int = 2
+    stream_runs: int = 10
+    stream_frames: int = 60
+    preprocess_runs: int = 50
+    video: Path = DEMO_CLIP
+    reference: ViTConfig = VIT_S14
+    reference_engine: Path | None = None
+    cache_dir: Path | None = None
+    skip: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        for name in (
+            "threads",
+            "warmup",
+            "runs",
+            "rounds",
+            "ref_warmup",
+            "ref_runs",
+            "stream_rounds",
+            "preprocess_runs",
+        ):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')}={getattr(self, name)} must be at least 1")
+        for name in ("memory_runs", "stream_runs", "stream_frames"):
+            if getattr(self, name) < 0:
+                raise InputError(f"--{name.replace('_', '-')}={getattr(self, name)} must be 0 or more")
+        if not self.video.is_file() and "stream" not in self.skip:
+            raise InputError(f"--video {self.video}: no such file")
+
+
+def parse_list(text: str, option: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise InputError(f"{option} is empty; give a comma-separated list")
+    return items
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    """``256,384`` (squares) or ``192x256`` (height x width) -> ((h, w), ...)."""
+    sizes = []
+    for item in parse_list(text, "--sizes"):
+        parts = item.lower().split("x")
+        try:
+            hw = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else None
+        except ValueError:
+            hw = None
+        if hw is None or min(hw) < 1:
+            raise InputError(
+                f"--sizes: {item!r} is not a size; use positive integers (256 = 256x256) or HxW (192x256)"
+            )
+        sizes.append(hw)
+    return tuple(sizes)
+
+
+def check_sizes(sizes: tuple[tuple[int, int], ...], multiple: int, name: str) -> None:
+    bad = [f"{h}x{w}" for h, w in sizes if h % multiple or w % multiple]
+    if bad:
+        raise InputError(
+            f"--sizes: {', '.join(bad)} not valid for {name}; sides must be multiples of {multiple} "
+            f"(e.g. {', '.join(str(multiple * k) for k in (8, 12, 16))})"
+        )
+
+
+def parse_batches(text: str) -> tuple[int, ...]:
+    try:
+        batches = tuple(int(b) for b in parse_list(text, "--batches"))
+    except ValueError:
+        batches = ()
+    if not batches or min(batches) < 1:
+        raise InputError(f"--batches={text!r} is not valid; use positive integers such as 1,4")
+    return batches
+
+
+def parse_precisions(text: str) -> tuple[Precision, ...]:
+    try:
+        return tuple(parse_enum(Precision, p, "--precisions") for p in parse_list(text, "--precisions"))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def parse_backends(text: str | None, engines: bool) -> tuple[BackendKind, ...]:
+    """Named backends (each must be available), or every available one; TensorRT needs engines."""
+    statuses = {s.kind: s for s in available_backends()}
+    if text is None:
+        kinds = [k for k in BACKENDS if statuses[k].available and (k is not BackendKind.TENSORRT or engines)]
+        if not kinds:
+            reasons = "; ".join(f"{s.kind}: {s.reason}" for s in statuses.values())
+            raise InputError(f"no backend is available to benchmark: {reasons}")
+        return tuple(kinds)
+    kinds = []
+    for name in parse_list(text, "--backends"):
+        if name.lower() not in BACKENDS:
+            raise InputError(
+                f"--backends: {name!r} is not a backend; choose from {choices([k.value for k in BACKENDS])}"
+            )
+        kind = BackendKind(name.lower())
+        if not statuses[kind].available:
+            raise InputError(f"--backends: {kind.value} is not available here: {statuses[kind].reason}")
+        if kind is BackendKind.TENSORRT and not engines:
+            raise InputError(
+                "--backends tensorrt needs at least one --engine PATH (TensorRT runs .engine files)"
+            )
+        kinds.append(kind)
+    return tuple(dict.fromkeys(kinds))
+
+
+def model_entries(
+    models: list[Path] | None, precisions: tuple[Precision, ...], engines: list[Path] | None
+) -> tuple[ModelEntry, ...]:
+    """Our models: ``--model`` files, or the embedded default at each precision; plus ``--engine`` files."""
+    paths = list(models) if models else [default_model_path(p) for p in precisions]
+    entries = []
+    for path in paths:
+        if path.suffix.lower() != ".onnx":
+            raise InputError(f"--model {path}: give an .onnx file (TensorRT engines go with --engine)")
+        entries.append(ModelEntry(path, read_onnx_spec(path)))
+    for path in engines or []:
+        if path.suffix.lower() != ".engine" or not path.is_file():
+            raise InputError(f"--engine {path}: give an existing TensorRT .engine file")
+        entries.append(engine_entry(path))
+    return tuple(entries)
+
+
+def engine_entry(path: Path) -> ModelEntry:
+    """An engine with the spec and precision from its header (read without TensorRT)."""
+    try:
+        from edgedepth.engine_file import read_engine_header
+    except ImportError:  # an edgedepth without engine headers: the backend reads the spec when it opens
+        return ModelEntry(path, None)
+    header, _ = read_engine_header(path)
+    return ModelEntry(path, header.spec, header.precision.value)
