@@ -62,9 +62,9 @@ class BenchmarkConfig:
     ref_warmup: int = 1
     ref_runs: int = 2
     memory_runs: int = 10
-    stream_rounds: int = 2
-    stream_runs: int = 10
-    stream_frames: int = 60
+    stream_rounds: int = 3
+    stream_runs: int = 50
+    stream_frames: int = 120
     preprocess_runs: int = 50
     video: Path = DEMO_CLIP
     reference: ViTConfig = VIT_S14

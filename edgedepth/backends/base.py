@@ -178,8 +178,8 @@ AUTO_PREFERENCE: dict[Precision, tuple[BackendKind, ...]] = {
     Precision.FP32: (BackendKind.TENSORRT, BackendKind.OPENVINO, BackendKind.ONNXRUNTIME),
     Precision.FP16: (BackendKind.TENSORRT, BackendKind.OPENVINO, BackendKind.ONNXRUNTIME),
     # INT8: OpenVINO runs the QDQ model faster than ONNX Runtime, which runs it slower than its own FP32.
-    # `python -m benchmarks.int8_speed` (efficientdepth-s, 256x256, batch 1, 2-core AVX2 EPYC, 3 runs): int8
-    # 15.6-21.4 ms openvino vs 20.0-29.5 ms onnxruntime (fp32: 17.8-24.1 / 14.7-19.4 ms). ONNX Runtime stays
+    # `python -m benchmarks` (efficientdepth-s, 256x256, batch 1, 2-core AVX2 EPYC, p50 of two runs): int8
+    # 15.0-22.8 ms openvino vs 27.5-32.2 ms onnxruntime (fp32: 17.3-23.0 / 17.6-19.1 ms). ONNX Runtime stays
     # as the fallback for installs without openvino.
     Precision.INT8: (BackendKind.TENSORRT, BackendKind.OPENVINO, BackendKind.ONNXRUNTIME),
 }
