@@ -94,3 +94,14 @@ def test_ctrl_c_stops_a_stream_within_2_s(tmp_path: Path) -> None:
     out, _ = proc.communicate(timeout=30)
     assert time.perf_counter() - t0 < 2.0
     assert "interrupted" in out and "frames in" in out
+
+
+def test_plugin_commands_come_from_entry_points() -> None:
+    """build-engine (quantization tree) and benchmark (benchmarks) register through edgedepth.commands."""
+    out = subprocess.run([sys.executable, "-m", "edgedepth.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "build-engine" in out.stdout and "benchmark" in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "edgedepth.cli", "benchmark", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "--sizes" in out.stdout and "--reference-engine" in out.stdout

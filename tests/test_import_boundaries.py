@@ -15,6 +15,8 @@ FORBIDDEN = {
     "quantize",
     "edgedepth_train",
     "edgedepth_quantize",
+    "benchmarks",
+    "edgedepth_benchmarks",
     "tensorrt",
     "pycuda",
     "nncf",
