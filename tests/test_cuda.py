@@ -123,3 +123,47 @@ def test_gpu_kernel_matches_the_cpu_reference() -> None:
         got = np.empty((3, 256, 256), np.float32)
         cuda.memcpy_dtoh(got, out)
         assert np.abs(got - preprocess(bgr, spec)[0][0]).max() <= 1e-3
+
+
+# ctypes argument type -> the C type cuda.h declares for that parameter, per driver function.
+DRIVER_PROTOTYPES = {
+    "cuStreamBeginCapture_v2": "CUresult (*)(CUstream, CUstreamCaptureMode)",
+    "cuStreamEndCapture": "CUresult (*)(CUstream, CUgraph *)",
+    "cuGraphInstantiateWithFlags": "CUresult (*)(CUgraphExec *, CUgraph, unsigned long long)",
+    "cuGraphLaunch": "CUresult (*)(CUgraphExec, CUstream)",
+    "cuGraphExecDestroy": "CUresult (*)(CUgraphExec)",
+    "cuGraphDestroy": "CUresult (*)(CUgraph)",
+    "cuGetErrorName": "CUresult (*)(CUresult, const char **)",
+}
+
+
+def test_cuda_graph_driver_bindings_match_cuda_h(tmp_path: Path) -> None:
+    """The CUDA-graph wrapper's ctypes bindings name real driver functions with the prototypes it assumes."""
+    import ctypes as c
+
+    from edgedepth.cuda.graph import DRIVER_FUNCTIONS
+
+    nvcc = shutil.which("nvcc")
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if nvcc is None or compiler is None:
+        pytest.skip("needs nvcc (for cuda.h) and a C++ compiler")
+    include = Path(nvcc).resolve().parents[1] / "include"
+    if not (include / "cuda.h").is_file():
+        include = Path("/usr/local/cuda/include")
+    if not (include / "cuda.h").is_file():
+        pytest.skip("cuda.h not found beside nvcc")
+    assert set(DRIVER_FUNCTIONS) == set(DRIVER_PROTOTYPES)
+    # Handles (CUstream, CUgraph, CUgraphExec) are pointers, enums and CUresult are ints.
+    sizes = {c.c_void_p: 8, c.c_int: 4, c.c_ulonglong: 8}
+    lines = ["#include <cuda.h>", "#include <type_traits>"]
+    for name, proto in DRIVER_PROTOTYPES.items():
+        lines.append(f'static_assert(std::is_same<decltype(&{name}), {proto}>::value, "{name}");')
+        c_params = proto.split("(*)(")[1].rstrip(")").split(", ")
+        assert len(c_params) == len(DRIVER_FUNCTIONS[name]), name
+        for c_param, ctype in zip(c_params, DRIVER_FUNCTIONS[name], strict=True):
+            width = "sizeof(void *)" if c_param.endswith("*") else f"sizeof({c_param})"
+            expected = sizes.get(ctype, 8)  # POINTER(...) types are pointer-sized
+            lines.append(f'static_assert({width} == {expected}, "{name}: {c_param}");')
+    source = tmp_path / "bindings.cpp"
+    source.write_text("\n".join(lines) + "\n")
+    subprocess.run([compiler, "-std=c++17", "-fsyntax-only", f"-I{include}", str(source)], check=True)

@@ -11,10 +11,24 @@ import ctypes
 import ctypes.util
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 from ..errors import BackendUnavailableError
 
 CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1
+
+
+# The driver entry points used, with their ctypes argument types (all return CUresult, an int).
+# tests/test_cuda.py compiles these prototypes against the toolkit's cuda.h.
+DRIVER_FUNCTIONS: dict[str, list[Any]] = {
+    "cuStreamBeginCapture_v2": [ctypes.c_void_p, ctypes.c_int],
+    "cuStreamEndCapture": [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)],
+    "cuGraphInstantiateWithFlags": [ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_ulonglong],
+    "cuGraphLaunch": [ctypes.c_void_p, ctypes.c_void_p],
+    "cuGraphExecDestroy": [ctypes.c_void_p],
+    "cuGraphDestroy": [ctypes.c_void_p],
+    "cuGetErrorName": [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)],
+}
 
 
 @cache
@@ -24,18 +38,7 @@ def _driver() -> ctypes.CDLL:
         lib = ctypes.CDLL(name)
     except OSError as exc:
         raise BackendUnavailableError(f"the CUDA driver library ({name}) cannot be loaded: {exc}") from None
-    for fn, argtypes in (
-        ("cuStreamBeginCapture_v2", [ctypes.c_void_p, ctypes.c_int]),
-        ("cuStreamEndCapture", [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]),
-        (
-            "cuGraphInstantiateWithFlags",
-            [ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_ulonglong],
-        ),
-        ("cuGraphLaunch", [ctypes.c_void_p, ctypes.c_void_p]),
-        ("cuGraphExecDestroy", [ctypes.c_void_p]),
-        ("cuGraphDestroy", [ctypes.c_void_p]),
-        ("cuGetErrorName", [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)]),
-    ):
+    for fn, argtypes in DRIVER_FUNCTIONS.items():
         getattr(lib, fn).argtypes = argtypes
         getattr(lib, fn).restype = ctypes.c_int
     return lib
