@@ -75,7 +75,7 @@ def measure_stream(
     """Alternate model-only blocks and stream passes; medians, the stream's fraction of model-only FPS."""
     frame = first_frame(video)
     _, x, _ = est.prepare(frame)
-    infer = lambda: est._backend.infer(x)  # noqa: E731  (the estimator's own backend, as the stream uses)
+    infer = lambda: est.backend.infer(x)  # noqa: E731  (the estimator's own backend, as the stream uses)
     samples: list[float] = []
     passes: list[StreamPass] = []
     for r in range(rounds):

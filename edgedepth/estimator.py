@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .artifact import Interpolation, ModelSpec, Precision, parse_enum, read_onnx_spec
-from .backends.base import BackendKind, BackendOptions, FrameRunner, open_backend
+from .backends.base import Backend, BackendKind, BackendOptions, FrameRunner, open_backend
 from .errors import InputError, ModelLoadError
 from .imageio import as_bgr_image
 from .preprocess import ResizePlan, model_input_hw, preprocess, unpad_and_resize
@@ -75,7 +75,7 @@ class DepthEstimator:
     "onnxruntime", "openvino" or "tensorrt". ``spec``: pass a ModelSpec to load a third-party ONNX model
     that carries no edgedepth metadata. ``input_size`` (h, w) fixes the model input for dynamic-shape
     models; by default they keep the image's aspect at ``long_side`` pixels (the spec's longer side).
-    ``cuda_preprocess`` (TensorRT) runs ``predict``'s preprocessing as one fused CUDA kernel; other
+    ``cuda_preprocess`` (TensorRT) runs preprocessing as one fused CUDA kernel; other
     keyword arguments are :class:`BackendOptions` (e.g. ``cuda_graph=True``, ``device="cuda:1"``).
     """
 
@@ -116,8 +116,7 @@ class DepthEstimator:
         self.input_size = input_size
         self.long_side = long_side or max(self.spec.input_size)
         self.max_pixels = max_pixels
-        # TensorRT: predict() preprocesses with the fused CUDA kernel (streams keep CPU preprocessing in
-        # their own thread, overlapping inference).
+        # TensorRT: predict() and stream() preprocess with the fused CUDA kernel, writing the engine's input.
         self._frame_runner = (
             self._backend
             if cuda_preprocess
@@ -129,6 +128,11 @@ class DepthEstimator:
         self._lock = threading.Lock()
 
     # -- properties -------------------------------------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        """The loaded backend: ``infer(batch)`` on preprocessed input, and e.g. ``header`` for TensorRT."""
+        return self._backend
+
     @property
     def backend_name(self) -> str:
         return str(self._backend.kind)
@@ -148,6 +152,25 @@ class DepthEstimator:
         x, plan = preprocess(bgr, self.spec, self.input_hw(bgr.shape[:2]))
         return bgr, x, plan
 
+    def _stage(self, image: Any) -> tuple[np.ndarray, np.ndarray | None, ResizePlan | None]:
+        """Load, then preprocess on the CPU unless the backend does it on its device: (BGR, input, plan)."""
+        bgr = self._load(image)
+        if self._frame_runner is not None:
+            return bgr, None, None
+        x, plan = preprocess(bgr, self.spec, self.input_hw(bgr.shape[:2]))
+        return bgr, x, plan
+
+    def _infer_staged(
+        self, bgr: np.ndarray, x: np.ndarray | None, plan: ResizePlan | None
+    ) -> tuple[dict[str, np.ndarray], ResizePlan]:
+        """Run what ``_stage`` produced; without a CPU input the fused CUDA kernel preprocesses ``bgr``."""
+        if x is not None and plan is not None:
+            return self._backend.infer(x), plan
+        if self._frame_runner is None:
+            raise InputError("internal: a staged frame without model input needs device preprocessing")
+        outputs, (device_plan,) = self._frame_runner.infer_frames([bgr], self.input_hw(bgr.shape[:2]))
+        return outputs, device_plan
+
     def _load(self, image: np.ndarray | str | Path) -> np.ndarray:
         if self.max_pixels is None:
             return as_bgr_image(image)
@@ -157,14 +180,9 @@ class DepthEstimator:
         """Inverse depth and confidence for one image (ndarray in BGR by default, or a path)."""
         self._check_open()
         t0 = time.perf_counter()
-        if self._frame_runner is not None:  # the fused kernel writes into the engine's input buffer
-            bgr = self._load(image)
-            t1 = time.perf_counter()
-            outputs, (plan,) = self._frame_runner.infer_frames([bgr], self.input_hw(bgr.shape[:2]))
-        else:
-            _, x, plan = self.prepare(image)
-            t1 = time.perf_counter()
-            outputs = self._backend.infer(x)
+        bgr, x, plan = self._stage(image)
+        t1 = time.perf_counter()
+        outputs, plan = self._infer_staged(bgr, x, plan)
         t2 = time.perf_counter()
         result = self._finish(outputs, 0, plan)
         t3 = time.perf_counter()

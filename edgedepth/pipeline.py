@@ -100,7 +100,7 @@ class StreamPipeline:
                 if frame.status is ReadStatus.ERROR:
                     raise SourceError(f"{self.source.uri}: {frame.error or 'read failed'}")
                 t0 = time.perf_counter()
-                bgr, x, plan = self.estimator.prepare(frame.image)  # type: ignore[arg-type]
+                bgr, x, plan = self.estimator._stage(frame.image)
                 pre_ms = (time.perf_counter() - t0) * 1e3
                 if not self._put(self._prepared, (bgr, x, plan, pre_ms, frame.timestamp_s)):
                     return
@@ -122,7 +122,7 @@ class StreamPipeline:
             bgr, x, plan, pre_ms, captured_s = item
             try:
                 t0 = time.perf_counter()
-                outputs = self.estimator._backend.infer(x)
+                outputs, plan = self.estimator._infer_staged(bgr, x, plan)
                 t1 = time.perf_counter()
                 r = self.estimator._finish(outputs, 0, plan)
                 t2 = time.perf_counter()

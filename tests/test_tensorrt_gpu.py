@@ -88,7 +88,7 @@ def test_engine_agrees_with_onnxruntime_fp32(
 def test_cuda_preprocessing_matches_the_cpu_path(engines: dict[str, Path], frames: list[np.ndarray]) -> None:
     """infer_frames (fused kernel into the input buffer) against infer (CPU reference preprocessing)."""
     with DepthEstimator(engines["fp16"]) as est:
-        backend = est._backend
+        backend = est.backend
         for frame in frames[:4]:
             hw = est.input_hw(frame.shape[:2])
             x, _ = preprocess(frame, est.spec, hw)
@@ -137,7 +137,7 @@ def test_shape_outside_the_profile_is_refused(engines: dict[str, Path]) -> None:
         DepthEstimator(engines["fp16"]) as est,
         pytest.raises(InputError, match="outside the engine's profile"),
     ):
-        est._backend.infer(np.zeros((8, 3, 256, 256), np.float32))
+        est.backend.infer(np.zeros((8, 3, 256, 256), np.float32))
 
 
 def test_engine_from_another_tensorrt_is_refused_before_deserializing(
