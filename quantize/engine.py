@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -270,7 +270,7 @@ def build_engine(
         raise InputError("--dla-core needs --precision fp16 or int8: the DLA runs neither FP32 nor TF32")
     qdq = precision is Precision.INT8 and is_qdq_model(onnx_path)
     if precision is Precision.INT8:
-        flags = BuildFlags(**{**flags.__dict__, "int8_mode": "qdq" if qdq else "calibrator"})
+        flags = replace(flags, int8_mode="qdq" if qdq else "calibrator")
     elif is_qdq_model(onnx_path):
         raise InputError(f"{onnx_path} is a QDQ (INT8) model; build it with --precision int8")
 
