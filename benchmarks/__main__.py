@@ -11,12 +11,13 @@ Writes results.json, results.md and latency.png (with matplotlib) into --out and
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shlex
 import sys
 from pathlib import Path
 
-from edgedepth.errors import EdgeDepthError
+from edgedepth.errors import EdgeDepthError, InputError
 
 from .config import (
     DEFAULT_BATCHES,
@@ -184,6 +185,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     from .suite import run_suite
 
     try:
+        missing = [m for m in ("onnx",) if importlib.util.find_spec(m) is None]
+        if missing:
+            raise InputError(f"the benchmarks need {', '.join(missing)}: pip install edgedepth[benchmarks]")
         cfg = config_from_args(args)
         command = getattr(args, "command_line", None) or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
         log = (lambda message: None) if args.quiet else None

@@ -201,6 +201,7 @@ def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
             register = entry.load()
         except Exception as exc:  # its optional dependencies are missing: say so when it is used
             p = sub.add_parser(entry.name, help=f"(unavailable: {exc})")
+            p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
             p.set_defaults(func=_unavailable(entry.name, exc))
             continue
         register(sub)

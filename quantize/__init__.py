@@ -4,25 +4,31 @@
     report = quantize_int8("model-fp32.onnx", "model-int8.onnx", ["photos/", "clip.mp4"],
                            GateConfig(rgbd="val_rgbd/"))   # AccuracyGateError: nothing written
 
-NNCF is imported only when quantizing, so ``import edgedepth_quantize`` stays light.
+Submodules load on first use (NNCF only when quantizing), so ``import edgedepth_quantize`` stays light.
 """
 
 from __future__ import annotations
 
-from .calibration import CalibrationData, gather_calibration
-from .fp16 import convert_fp16, export_fp16
-from .gate import GateConfig, GateReport, evaluate, publish
-from .ptq import PTQSettings, quantize_int8
+import importlib
+from typing import Any
 
-__all__ = [
-    "CalibrationData",
-    "GateConfig",
-    "GateReport",
-    "PTQSettings",
-    "convert_fp16",
-    "evaluate",
-    "export_fp16",
-    "gather_calibration",
-    "publish",
-    "quantize_int8",
-]
+# name -> submodule; imported on first use, so that e.g. the engine builder does not pull in onnx or NNCF.
+_EXPORTS = {
+    "CalibrationData": "calibration",
+    "gather_calibration": "calibration",
+    "convert_fp16": "fp16",
+    "export_fp16": "fp16",
+    "GateConfig": "gate",
+    "GateReport": "gate",
+    "evaluate": "gate",
+    "publish": "gate",
+    "PTQSettings": "ptq",
+    "quantize_int8": "ptq",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

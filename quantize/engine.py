@@ -31,7 +31,6 @@ from edgedepth.engine_file import (
     write_framed,
 )
 from edgedepth.errors import (
-    BackendUnavailableError,
     CalibrationError,
     EngineBuildError,
     InputError,
@@ -188,13 +187,14 @@ def default_timing_cache(tensorrt_version: str, compute_capability: tuple[int, i
 
 
 def is_qdq_model(onnx_path: Path) -> bool:
-    """Whether the ONNX graph carries QuantizeLinear/DequantizeLinear nodes (explicit INT8)."""
+    """Whether the ONNX graph carries QuantizeLinear/DequantizeLinear nodes (explicit INT8).
+
+    Without the onnx package (e.g. a lean Jetson install) the spec's recorded precision decides.
+    """
     try:
         import onnx
     except ImportError:
-        raise BackendUnavailableError(
-            "building engines needs onnx: pip install edgedepth[quantize]"
-        ) from None
+        return read_onnx_spec(onnx_path).precision is Precision.INT8
     model = onnx.load(str(onnx_path), load_external_data=False)
     return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
 

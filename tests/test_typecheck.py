@@ -89,6 +89,6 @@ def test_the_stubs_are_in_effect(stub_path: Path, tmp_path: Path) -> None:
 
 
 def test_mypy_is_clean_on_the_runtime_and_the_engine_builder(stub_path: Path) -> None:
-    out = run_mypy(stub_path, "edgedepth", "quantize/engine.py")
+    out = run_mypy(stub_path, "edgedepth", "quantize/engine.py", "quantize/engine_cli.py")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Success" in out.stdout
