@@ -154,11 +154,9 @@ class DepthEstimator:
 
     def _stage(self, image: Any) -> tuple[np.ndarray, np.ndarray | None, ResizePlan | None]:
         """Load, then preprocess on the CPU unless the backend does it on its device: (BGR, input, plan)."""
-        bgr = self._load(image)
         if self._frame_runner is not None:
-            return bgr, None, None
-        x, plan = preprocess(bgr, self.spec, self.input_hw(bgr.shape[:2]))
-        return bgr, x, plan
+            return self._load(image), None, None
+        return self.prepare(image)
 
     def _infer_staged(
         self, bgr: np.ndarray, x: np.ndarray | None, plan: ResizePlan | None

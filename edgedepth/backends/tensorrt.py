@@ -195,19 +195,14 @@ class TensorRTBackend(ClosingRunner):
         if not context.set_input_shape(self.spec.input_name, max_shape):
             raise ModelLoadError(f"{self.source}: the engine refuses its own profile's max shape {max_shape}")
         device, host = {}, {}
-        for name in [self.spec.input_name, *self._outputs]:
-            count = int(np.prod(dims(context.get_tensor_shape(name))))
-            host[name] = self._cuda.pagelocked_empty(count, self._dtypes[name])
-            device[name] = self._cuda.mem_alloc(host[name].nbytes)
+        returned = {self.spec.input_name, *self._outputs}
+        for name in self._dtypes:  # every IO tensor needs an address, returned or not
+            count = max(int(np.prod(dims(context.get_tensor_shape(name)))), 1)
+            if name in returned:  # staged through page-locked host memory
+                host[name] = self._cuda.pagelocked_empty(count, self._dtypes[name])
+            device[name] = self._cuda.mem_alloc(count * self._dtypes[name].itemsize)
             if not context.set_tensor_address(name, int(device[name])):
                 raise ModelLoadError(f"{self.source}: TensorRT refused the address of tensor {name!r}")
-        # Outputs the runtime does not return (none for edgedepth models) still need an address.
-        for i in range(self._engine.num_io_tensors):
-            name = self._engine.get_tensor_name(i)
-            if name not in device:
-                count = int(np.prod(dims(context.get_tensor_shape(name))))
-                device[name] = self._cuda.mem_alloc(max(count, 1) * self._dtypes[name].itemsize)
-                context.set_tensor_address(name, int(device[name]))
         state = _ThreadState(context, stream, device, host, shape=tuple(max_shape))
         with self._lock:
             self._states.append(state)
