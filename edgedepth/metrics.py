@@ -105,3 +105,71 @@ def mean_metrics(items: Iterable[DepthMetrics]) -> DepthMetrics:
 def ground_plane_prior(height: int, width: int) -> np.ndarray:
     """The trivial baseline: inverse depth rising linearly towards the bottom of the frame."""
     return np.repeat(np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None], width, axis=1)
+
+
+@dataclass(frozen=True)
+class GroupScore:
+    """One group's mean metrics for the model and for the ground-plane prior on the same frames."""
+
+    frames: int
+    model: DepthMetrics
+    prior: DepthMetrics
+
+    @property
+    def ratio(self) -> float:
+        """Model AbsRel / prior AbsRel: below 1 the model beats the prior."""
+        return self.model.abs_rel / self.prior.abs_rel
+
+
+@dataclass(frozen=True)
+class GroupReport:
+    """Scores by group, their macro average (mean over frames in a group, then over groups) and the skill.
+
+    Skill = geometric mean over groups of (model AbsRel / prior AbsRel): 1.0 is no better than the ground-plane
+    prior, lower is better. Groups differ in size (90 tabletop frames, 4 KITTI frames), hence the macro average.
+    """
+
+    groups: dict[str, GroupScore]
+
+    @property
+    def macro(self) -> DepthMetrics:
+        return mean_metrics(g.model for g in self.groups.values())
+
+    @property
+    def prior_macro(self) -> DepthMetrics:
+        return mean_metrics(g.prior for g in self.groups.values())
+
+    @property
+    def skill(self) -> float:
+        return float(np.exp(np.mean([np.log(g.ratio) for g in self.groups.values()])))
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "skill": self.skill,
+            "macro": self.macro.as_dict(),
+            "prior_macro": self.prior_macro.as_dict(),
+            "groups": {
+                name: {
+                    "frames": g.frames,
+                    "model": g.model.as_dict(),
+                    "prior": g.prior.as_dict(),
+                    "ratio": g.ratio,
+                }
+                for name, g in self.groups.items()
+            },
+        }
+
+
+def group_report(rows: Iterable[tuple[str, DepthMetrics, DepthMetrics]]) -> GroupReport:
+    """Build a :class:`GroupReport` from per-frame ``(group, model metrics, prior metrics)`` rows."""
+    by_group: dict[str, list[tuple[DepthMetrics, DepthMetrics]]] = {}
+    for group, model, prior in rows:
+        by_group.setdefault(group, []).append((model, prior))
+    if not by_group:
+        raise InputError("no frames to report")
+    return GroupReport(
+        {
+            name: GroupScore(len(pairs), mean_metrics(m for m, _ in pairs), mean_metrics(p for _, p in pairs))
+            for name, pairs in sorted(by_group.items())
+        }
+    )

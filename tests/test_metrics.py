@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgedepth import default_model_path
 from edgedepth.errors import InputError
 from edgedepth.metrics import (
     DepthMetrics,
@@ -15,6 +16,7 @@ from edgedepth.metrics import (
     depth_metrics,
     fit_scale_shift,
     ground_plane_prior,
+    group_report,
     mean_metrics,
 )
 from edgedepth.rgbd import iter_rgbd
@@ -107,9 +109,46 @@ def test_mean_metrics_weighs_frames_equally() -> None:
     assert m.valid_pixels == 40
 
 
+def test_group_macro_average_and_skill_by_hand() -> None:
+    def m(abs_rel: float, delta1: float = 0.5) -> DepthMetrics:
+        return DepthMetrics(abs_rel, delta1, 1)
+
+    # Group a: 3 frames (model 0.1, 0.2, 0.3; prior 0.2 each); group b: 1 frame (model 0.4, prior 0.2).
+    rows = [("a", m(0.1), m(0.2)), ("a", m(0.2), m(0.2)), ("b", m(0.4, 0.9), m(0.2)), ("a", m(0.3), m(0.2))]
+    rep = group_report(rows)
+    assert list(rep.groups) == ["a", "b"] and rep.groups["a"].frames == 3
+    assert rep.groups["a"].model.abs_rel == pytest.approx(0.2) and rep.groups["a"].ratio == pytest.approx(1.0)
+    assert rep.macro.abs_rel == pytest.approx((0.2 + 0.4) / 2)  # not the frame mean (0.25)
+    assert rep.macro.delta1 == pytest.approx((0.5 + 0.9) / 2)
+    assert rep.skill == pytest.approx((1.0 * 2.0) ** 0.5)  # geometric mean of 1.0 and 2.0
+    assert rep.as_dict()["groups"]["b"]["ratio"] == pytest.approx(2.0)
+    with pytest.raises(InputError):
+        group_report([])
+
+
 def test_ground_plane_prior_on_real_frames(rgbd_dir: Path) -> None:
     per_frame = [depth_metrics(ground_plane_prior(*f.depth_m.shape), f.depth_m) for f in iter_rgbd(rgbd_dir)]
     assert len(per_frame) == 9
     m = mean_metrics(per_frame)
     assert m.abs_rel == pytest.approx(PRIOR_ABS_REL, abs=0.01)
     assert m.delta1 == pytest.approx(PRIOR_DELTA1, abs=0.01)
+
+
+def test_eval_of_an_onnx_file_needs_no_torch(tmp_path: Path, rgbd_dir: Path) -> None:
+    """`edgedepth-train eval --onnx` scores by group beside the prior without importing torch."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # any import of torch now fails\n"
+        "from edgedepth_train.__main__ import main\n"
+        f"sys.exit(main(['eval', '--onnx', {str(default_model_path())!r}, '--data', {str(rgbd_dir)!r}, "
+        f"'--long-side', '128', '--json', {str(tmp_path / 'r.json')!r}]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "skill" in out.stdout and "rgbd" in out.stdout
+    report = json.loads((tmp_path / "r.json").read_text())[str(rgbd_dir)]
+    assert report["groups"]["rgbd"]["frames"] == 9 and 0 < report["skill"] < 1.5
