@@ -2,8 +2,9 @@
 
 edgedepth-train train --recipe efficientdepth-s --out runs/default [--resume runs/default/checkpoint.safetensors]
 torchrun --nproc_per_node 2 -m edgedepth_train train --recipe ... --out ...
-edgedepth-train eval --checkpoint runs/default/checkpoint.safetensors --data ../shared/data/rgbd
-edgedepth-train eval --onnx model.onnx --data ../shared/data/rgbd
+edgedepth-train eval --checkpoint runs/default/checkpoint.safetensors --data ../shared/data/rgbd_real
+edgedepth-train eval --onnx model.onnx --data ../shared/data/rgbd_real ../shared/data/rgbd
+edgedepth-train render --scenes furniture --frames 20000 --out ~/.cache/edgedepth/renders/furniture-s0
 edgedepth-train export --checkpoint runs/default/checkpoint.safetensors --out model.onnx
 """
 
@@ -15,6 +16,8 @@ import sys
 from pathlib import Path
 
 from edgedepth.errors import EdgeDepthError
+
+SCENE_KINDS = ("furniture",)
 
 
 def _load_trained(checkpoint: str, model_name: str | None):
@@ -45,19 +48,43 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from edgedepth.artifact import read_onnx_spec
+    import json
 
-    from .evaluate import evaluate_folder, format_table, onnx_predictor, torch_predictor
-    from .export import model_spec
+    from edgedepth.artifact import read_onnx_spec
+    from edgedepth.imageio import atomic_write_bytes
+
+    from .evaluate import evaluate_folder, format_report, onnx_predictor, report, torch_predictor
 
     if args.onnx:
         predict, spec = onnx_predictor(args.onnx), read_onnx_spec(args.onnx)
     else:
+        from .export import model_spec
+
         model = _load_trained(args.checkpoint, args.model)
         predict, spec = torch_predictor(model), model_spec(model, (256, 256), True, {})
+    results = {}
     for root in args.data:
         rows = evaluate_folder(predict, root, spec, args.long_side)
-        print(format_table(rows, f"{root} (input long side {args.long_side})"))
+        print(format_report(rows, f"{root} (input long side {args.long_side})", args.per_frame))
+        results[str(root)] = report(rows).as_dict()
+    if args.json:
+        atomic_write_bytes(args.json, json.dumps(results, indent=1).encode())
+
+
+def cmd_render(args: argparse.Namespace) -> None:
+    from .data.render_cache import CacheKey, render_cache
+
+    key = CacheKey(
+        scenes=args.scenes,
+        seed=args.seed,
+        size=(args.size[0], args.size[1]),
+        views_per_scene=args.views,
+        shard_frames=args.shard_frames,
+        shadows=not args.no_shadows,
+    )
+    manifest = render_cache(args.out, args.frames, key, args.workers, args.assets, args.textures)
+    frames = sum(s["frames"] for s in manifest["shards"].values())
+    print(f"render cache {args.out}: {frames} frames in {len(manifest['shards'])} shards")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -95,14 +122,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", help="checkpoint to resume from")
     p.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
     p.set_defaults(func=cmd_train)
-    p = sub.add_parser("eval", help="AbsRel / delta1 on RGB-D folders, per frame")
+    p = sub.add_parser(
+        "eval", help="AbsRel / delta1 on RGB-D folders by group, beside the ground-plane prior"
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint")
     src.add_argument("--onnx")
     p.add_argument("--model", help="model name, when the checkpoint header lacks it")
     p.add_argument("--data", nargs="+", default=["../shared/data/rgbd"])
     p.add_argument("--long-side", type=int, default=320)
+    p.add_argument("--per-frame", action="store_true", help="also print every frame's scores")
+    p.add_argument("--json", help="write the per-group report to this JSON file")
     p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("render", help="render labelled frames into a resumable, sharded cache")
+    p.add_argument("--scenes", choices=SCENE_KINDS, default="furniture")
+    p.add_argument("--frames", type=int, required=True, help="frames wanted in the cache (resumes, or adds)")
+    p.add_argument("--out", required=True, help="cache folder, e.g. ~/.cache/edgedepth/renders/furniture")
+    p.add_argument("--workers", type=int, default=2, help="render processes (one OpenGL context each)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, nargs=2, default=[240, 320], metavar=("H", "W"))
+    p.add_argument("--views", type=int, default=7, help="views rendered per scene")
+    p.add_argument("--shard-frames", type=int, default=64)
+    p.add_argument("--no-shadows", action="store_true", help="skip shadow maps (faster, flatter lighting)")
+    p.add_argument("--assets", help="folder of the sweethome3d-furniture .sh3f libraries")
+    p.add_argument("--textures", default="../shared/data/images", help="photographs for walls and floors")
+    p.set_defaults(func=cmd_render)
     p = sub.add_parser("export", help="export a checkpoint to ONNX with its ModelSpec")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--model")

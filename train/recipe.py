@@ -20,6 +20,7 @@ import yaml
 
 from edgedepth.errors import RecipeError, choices
 
+from .data.appearance import AppearanceConfig
 from .data.augment import AugmentConfig
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
@@ -28,10 +29,11 @@ LOSS_NAMES = ("ssi_l1", "gradient", "laplace_nll", "perceptual", "edge_huber")
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """A data source. ``kind``: synthetic (procedural renderer), rgbd (folder with depth) or unlabelled."""
+    """A data source. ``kind``: synthetic (procedural renderer), cached (a render cache of furniture scenes,
+    ``edgedepth-train render``), rgbd (folder with depth) or unlabelled."""
 
-    kind: Literal["synthetic", "rgbd", "unlabelled"]
-    root: str | None = None  # rgbd folder
+    kind: Literal["synthetic", "cached", "rgbd", "unlabelled"]
+    root: str | None = None  # rgbd folder, or render-cache folder (``~`` expands)
     images: str | None = None  # unlabelled image folder
     videos: str | None = None  # unlabelled video folder
     frame_step: int = 10
@@ -54,6 +56,7 @@ class StageConfig:
     weighting: Literal["uncertainty", "none"] = "uncertainty"
     perceptual_downsample: int = 2
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)  # rendered sources only
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing as mp
 import os
 import time
 from collections.abc import Iterator
@@ -28,8 +29,10 @@ from edgedepth.artifact import ModelSpec
 from edgedepth.errors import DataError
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .data.appearance import randomize_appearance
 from .data.augment import augment
 from .data.collate import to_training_tensors
+from .data.render_cache import CachedFrames
 from .data.rgbd import RGBDFolder
 from .data.synthetic import SyntheticRGBD
 from .data.unlabelled import UnlabelledImages
@@ -44,16 +47,18 @@ log = logging.getLogger(__name__)
 
 # Likelihood terms learn their own scales (and can go negative): dynamic weighting leaves them alone.
 SELF_WEIGHTED_LOSSES = ("laplace_nll",)
+# Sources whose images are rendered, and so get the stage's appearance randomisation.
+RENDERED_SOURCES = ("synthetic", "furniture")
 
 
 def open_source(cfg: SourceConfig, size: tuple[int, int], seed: int) -> Dataset:
     """Instantiate one data source of a recipe; a missing folder raises DataError naming it."""
     if cfg.kind == "synthetic":
         return SyntheticRGBD(cfg.length, size=size, seed=seed, texture_dir=cfg.texture_dir)
-    if cfg.kind == "rgbd":
+    if cfg.kind in ("rgbd", "cached"):
         if cfg.root is None:
-            raise DataError("an rgbd source needs root")
-        return RGBDFolder(cfg.root)
+            raise DataError(f"a {cfg.kind} source needs root")
+        return RGBDFolder(cfg.root) if cfg.kind == "rgbd" else CachedFrames(cfg.root)
     return UnlabelledImages(images=cfg.images, videos=cfg.videos, frame_step=cfg.frame_step)
 
 
@@ -78,6 +83,8 @@ class StageData(Dataset):
         source = self.sources[name]
         sample = source[int(rng.integers(len(source)))]  # type: ignore[arg-type]
         sample = augment(sample, self.stage.resolution, self.stage.augment, rng)
+        if sample.get("source") in RENDERED_SOURCES:
+            sample["bgr"] = randomize_appearance(sample["bgr"], self.stage.appearance, rng)
         return to_training_tensors(sample, self.spec)
 
 
@@ -101,6 +108,33 @@ def _single_threaded_worker(_: int) -> None:
     import cv2
 
     cv2.setNumThreads(1)
+
+
+def make_loader(
+    data: Dataset, batch_size: int, sampler: Sampler[int] | None, workers: int, timeout_s: float = 0.0
+) -> DataLoader:
+    """A DataLoader whose workers start from a clean forkserver, never by forking this process.
+
+    A worker forked while this process's OpenCV or OpenMP thread pool is running inherits the pool's locks
+    but not its threads, and deadlocks the first time it touches the pool (``cv2.setNumThreads`` in the
+    worker hung at step 0 in 7 of 8 runs). The forkserver is a fresh interpreter that has imported this
+    module but run no parallel region, so its children start with no pool to inherit.
+    """
+    context = None
+    if workers:
+        context = mp.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    return DataLoader(
+        data,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+        worker_init_fn=_single_threaded_worker,
+        multiprocessing_context=context,
+        timeout=timeout_s,
+    )
 
 
 def lr_factor(step: int, stage: StageConfig) -> float:
@@ -242,15 +276,7 @@ class Trainer:
     def _run_stage(self, ddp: torch.nn.Module, stage: StageConfig, stop: int) -> int:
         data = StageData(self.recipe, self.stage_index, self.spec)
         sampler = StepSampler(self.step, stop, self.recipe.batch_size, self.dist.rank, self.dist.world)
-        loader = DataLoader(
-            data,
-            batch_size=self.recipe.batch_size,
-            sampler=sampler,
-            num_workers=self.recipe.workers,
-            persistent_workers=False,
-            prefetch_factor=4 if self.recipe.workers else None,
-            worker_init_fn=_single_threaded_worker,
-        )
+        loader = make_loader(data, self.recipe.batch_size, sampler, self.recipe.workers)
         bar = tqdm(
             total=stage.iterations,
             initial=self.step,

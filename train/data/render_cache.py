@@ -1,0 +1,271 @@
+"""A sharded on-disk cache of rendered frames: render ahead once, train from it many times.
+
+Layout of a cache folder:
+- ``manifest.json``: the cache key (renderer version, scene kind, seed, size, views per scene, shard size,
+  options) and, per finished shard, its frame count and sha256;
+- ``shard-NNNNN.tar``: ``KKKKK.jpg`` (BGR, JPEG quality 95), ``KKKKK.depth.png`` (uint16 millimetres,
+  0 = invalid) and ``KKKKK.json`` (intrinsics fx, fy, cx, cy and the view kind) per frame.
+
+Shard ``i`` depends only on (seed, i), so rendering is resumable and deterministic: an interrupted render
+continues with the shards it lacks, and a larger ``--frames`` later only adds shards. Shards and the manifest
+are written atomically. A cache whose key differs from the request (another renderer version, size or seed)
+is refused with the command that rebuilds it. When reading, a shard whose sha256 does not match is skipped,
+counted and logged, never fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import multiprocessing as mp
+import os
+import tarfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgedepth.errors import DataError
+from edgedepth.imageio import atomic_open, atomic_write_bytes
+
+from .rgbd import Sample, SkippingDataset
+
+log = logging.getLogger(__name__)
+
+#: Bump whenever the frames rendered for a given seed change (scene sampling, renderer, encoding).
+RENDERER_VERSION = "furniture-1"
+SCENE_KINDS = ("furniture",)
+DEFAULT_CACHE_ROOT = Path("~/.cache/edgedepth/renders")
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What fixes the content of every shard; the frame count only decides how many shards exist."""
+
+    scenes: str = "furniture"
+    seed: int = 0
+    size: tuple[int, int] = (240, 320)  # (height, width)
+    views_per_scene: int = 7
+    shard_frames: int = 64
+    shadows: bool = True
+    renderer: str = RENDERER_VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "size": list(self.size)}
+
+    def render_command(self, out: str | Path, frames: int) -> str:
+        h, w = self.size
+        flags = "" if self.shadows else " --no-shadows"
+        return (
+            f"edgedepth-train render --scenes {self.scenes} --frames {frames} --out {out} --seed {self.seed} "
+            f"--size {h} {w} --views {self.views_per_scene}{flags}"
+        )
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}.tar"
+
+
+def read_manifest(root: Path) -> dict[str, Any] | None:
+    path = root / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        manifest = {"error": str(exc)}
+    if not isinstance(manifest, dict) or not {"key", "shards"} <= manifest.keys():
+        raise DataError(f"{path}: not a render-cache manifest; delete the folder to rebuild it")
+    return manifest
+
+
+def check_key(root: Path, found: dict[str, Any], wanted: CacheKey, frames: int) -> None:
+    """Refuse a cache rendered with another key, naming each field that differs and the rebuild command."""
+    diffs = [
+        f"{k}: cache has {found.get(k)!r}, wanted {v!r}"
+        for k, v in wanted.as_dict().items()
+        if found.get(k) != v
+    ]
+    if diffs:
+        raise DataError(
+            f"render cache {root} is stale or was made with other settings ({'; '.join(diffs)}). Delete it and "
+            f"rebuild it with `{wanted.render_command(root, frames)}`, or render into another --out folder"
+        )
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(key: CacheKey, asset_dir: str, texture_dir: str | None) -> None:
+    """Each render process owns one OpenGL context, the catalogue and the room textures."""
+    cv2.setNumThreads(1)
+    from .assets import load_catalogue
+    from .gl_render import FurnitureRenderer, texture_images
+
+    textures = texture_images(texture_dir, asset_dir)
+    _WORKER.update(
+        key=key,
+        catalogue=load_catalogue(asset_dir),
+        renderer=FurnitureRenderer(key.size[0], key.size[1], textures, asset_dir, shadows=key.shadows),
+    )
+
+
+def render_shard(index: int, out: Path) -> tuple[str, int, str, int]:
+    """Render and atomically write shard ``index``; returns (name, frames, sha256, scenes rendered)."""
+    from .furniture_scenes import sample_furniture_scene
+
+    key: CacheKey = _WORKER["key"]
+    renderer = _WORKER["renderer"]
+    h, w = key.size
+    frames: list[Any] = []
+    scene_index = 0
+    while len(frames) < key.shard_frames:
+        if scene_index > 20 + 4 * key.shard_frames:
+            raise DataError(f"shard {index}: {scene_index} scenes gave only {len(frames)} acceptable views")
+        rng = np.random.default_rng([key.seed, index, scene_index])
+        scene = sample_furniture_scene(rng, _WORKER["catalogue"], h, w, len(renderer.textures))
+        frames += renderer.render(scene, key.views_per_scene)[: key.shard_frames - len(frames)]
+        scene_index += 1
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for k, frame in enumerate(frames):
+            depth_mm = np.clip(np.round(frame.depth_m * 1000.0), 0, 65535).astype(np.uint16)
+            meta = {"intrinsics": list(frame.intrinsics), "view": frame.scene}
+            members = {
+                f"{k:05d}.jpg": cv2.imencode(".jpg", frame.bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes(),
+                f"{k:05d}.depth.png": cv2.imencode(".png", depth_mm)[1].tobytes(),
+                f"{k:05d}.json": json.dumps(meta).encode(),
+            }
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    data = buf.getvalue()
+    atomic_write_bytes(out / shard_name(index), data)
+    return shard_name(index), len(frames), hashlib.sha256(data).hexdigest(), scene_index
+
+
+def render_cache(
+    out: str | Path, frames: int, key: CacheKey, workers: int = 2, asset_dir: str | None = None,
+    texture_dir: str | None = None, progress: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Render (or finish rendering) ``frames`` frames into ``out``; returns the manifest."""
+    from tqdm import tqdm
+
+    from .assets import ASSET_DIR, library_paths
+
+    if frames < 1:
+        raise DataError(f"--frames must be >= 1, got {frames}")
+    asset_dir = asset_dir or str(ASSET_DIR)
+    library_paths(asset_dir)  # fail before starting processes when the asset package is absent
+    root = Path(out).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(root) or {"key": key.as_dict(), "shards": {}}
+    check_key(root, manifest["key"], key, frames)
+    n_shards = math.ceil(frames / key.shard_frames)
+    todo = [
+        i
+        for i in range(n_shards)
+        if shard_name(i) not in manifest["shards"] or not (root / shard_name(i)).is_file()
+    ]
+    manifest["frames_requested"] = max(frames, int(manifest.get("frames_requested", 0)))
+    done_frames = sum(s["frames"] for n, s in manifest["shards"].items() if int(n[6:11]) < n_shards)
+    bar = tqdm(total=n_shards * key.shard_frames, initial=done_frames, unit="frame", disable=not progress,
+               desc=f"render {key.scenes}", dynamic_ncols=True)  # fmt: skip
+    ctx = mp.get_context("spawn")  # a GL context and OpenCV's thread pool must not be inherited by fork
+    with ctx.Pool(max(1, workers), _init_worker, (key, asset_dir, texture_dir)) as pool:
+        for name, count, sha, scenes in pool.imap_unordered(_render_shard_star, [(i, root) for i in todo]):
+            manifest["shards"][name] = {"frames": count, "sha256": sha, "scenes": scenes}
+            _write_manifest(root, manifest)
+            bar.update(count)
+    bar.close()
+    _write_manifest(root, manifest)
+    return manifest
+
+
+def _render_shard_star(args: tuple[int, Path]) -> tuple[str, int, str, int]:
+    return render_shard(*args)
+
+
+def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    manifest["shards"] = dict(sorted(manifest["shards"].items()))
+    with atomic_open(root / MANIFEST) as fh:
+        fh.write(json.dumps(manifest, indent=1).encode())
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+class CachedFrames(SkippingDataset):
+    """Frames of a render cache as raw samples ``{"bgr", "depth_m", "source": "furniture"}``.
+
+    Shards are verified by sha256 when opened: a corrupt or missing one is skipped and counted in
+    ``skipped_shards``. Members are read by offset with ``os.pread``, so forked loader workers share nothing.
+    """
+
+    source = "furniture"
+
+    def __init__(self, root: str | Path, expect: CacheKey | None = None) -> None:
+        super().__init__()
+        self.root = Path(root).expanduser()
+        manifest = read_manifest(self.root)
+        if manifest is None:
+            hint = (expect or CacheKey()).render_command(self.root, 20000)
+            raise DataError(
+                f"render cache {self.root} does not exist or has no {MANIFEST}; render it with `{hint}`"
+            )
+        found = manifest["key"]
+        if found.get("renderer") != RENDERER_VERSION:
+            key = CacheKey(
+                **{**found, "size": tuple(found.get("size", (240, 320))), "renderer": RENDERER_VERSION}
+            )
+            check_key(self.root, found, key, int(manifest.get("frames_requested", 20000)))
+        if expect is not None:
+            check_key(self.root, found, expect, int(manifest.get("frames_requested", 20000)))
+        self.skipped_shards: list[str] = []
+        self.index: list[tuple[str, int, int, int, int]] = []  # shard, jpg offset, size, png offset, size
+        for name, info in manifest["shards"].items():
+            path = self.root / name
+            try:
+                data = path.read_bytes()
+                if hashlib.sha256(data).hexdigest() != info["sha256"]:
+                    raise DataError("sha256 mismatch")
+                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                    members = {m.name: m for m in tar.getmembers()}
+                for k in range(int(info["frames"])):
+                    jpg, png = members[f"{k:05d}.jpg"], members[f"{k:05d}.depth.png"]
+                    self.index.append((name, jpg.offset_data, jpg.size, png.offset_data, png.size))
+            except (OSError, DataError, KeyError, tarfile.TarError) as exc:
+                self.skipped_shards.append(name)
+                log.warning("render cache %s: skipping shard %s (%s)", self.root, name, exc)
+        if not self.index:
+            raise DataError(
+                f"render cache {self.root} holds no readable shard ({len(self.skipped_shards)} skipped)"
+            )
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _describe(self, index: int) -> str:
+        return f"{self.root / self.index[index][0]} frame {index}"
+
+    def _load(self, index: int) -> Sample:
+        name, jpg_off, jpg_size, png_off, png_size = self.index[index]
+        fd = os.open(self.root / name, os.O_RDONLY)
+        try:
+            jpg, png = os.pread(fd, jpg_size, jpg_off), os.pread(fd, png_size, png_off)
+        finally:
+            os.close(fd)
+        bgr = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
+        depth = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+        if bgr is None or depth is None or depth.dtype != np.uint16 or depth.shape != bgr.shape[:2]:
+            raise DataError("undecodable image or depth")
+        return {"bgr": bgr, "depth_m": depth.astype(np.float32) * np.float32(1e-3), "source": self.source}
