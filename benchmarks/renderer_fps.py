@@ -1,6 +1,12 @@
-"""Labelled frames per second of the synthetic RGB-D renderer on N worker processes (CPU only).
+"""Labelled frames per second of the synthetic RGB-D renderers on N worker processes (CPU only).
 
     python -m benchmarks.renderer_fps --size 256 --frames 300 --workers 2
+    python -m benchmarks.renderer_fps --scenes furniture --size 256 --frames 700 --workers 2
+
+``procedural``: the numpy ray caster, one scene per frame. ``furniture``: pyrender (Mesa llvmpipe through EGL)
+on Debian's furniture assets, each scene built once and rendered from up to 7 accepted views, exactly as
+``edgedepth-train render`` does; its time per frame includes building the scene, loading models not yet in
+the worker's cache and rendering the views that were rejected.
 
 Each worker is a fresh (spawned) process that sets cv2.setNumThreads(1) and one BLAS thread, loads the textures
 and renders two warm-up frames (untimed). All workers then start together at a barrier and render their share of
@@ -24,9 +30,12 @@ import multiprocessing as mp
 import numpy as np
 
 
-def _worker(rank: int, seeds: list[int], size: int, texture_dir: str | None, barrier, queue) -> None:
+def _worker(
+    rank: int, seeds: list[int], size: int, texture_dir: str | None, scenes: str, barrier, queue
+) -> None:
     try:
-        queue.put(_measure(rank, seeds, size, texture_dir, barrier))
+        measure = _measure_furniture if scenes == "furniture" else _measure
+        queue.put(measure(rank, seeds, size, texture_dir, barrier))
     except Exception as exc:  # report instead of leaving the parent waiting
         barrier.abort()
         queue.put((rank, 0.0, 0.0, [], f"{type(exc).__name__}: {exc}"))
@@ -50,11 +59,40 @@ def _measure(rank: int, seeds: list[int], size: int, texture_dir: str | None, ba
     return rank, start, time.monotonic(), times, time.process_time() - cpu
 
 
+def _measure_furniture(rank: int, seeds: list[int], size: int, texture_dir: str | None, barrier) -> tuple:
+    import cv2
+
+    cv2.setNumThreads(1)
+    from edgedepth_train.data.assets import load_catalogue
+    from edgedepth_train.data.furniture_scenes import sample_furniture_scene
+    from edgedepth_train.data.gl_render import FurnitureRenderer, texture_images
+
+    textures, catalogue = texture_images(texture_dir), load_catalogue()
+    renderer = FurnitureRenderer(size, size, textures)
+
+    def scene_frames(seed: int) -> int:
+        rng = np.random.default_rng([seed, rank])
+        return len(renderer.render(sample_furniture_scene(rng, catalogue, size, size, len(textures)), 7))
+
+    for seed in (-1, -2):  # warm-up: shader compilation, first models
+        scene_frames(2**31 + seed)
+    barrier.wait()
+    start, cpu, times = time.monotonic(), time.process_time(), []
+    seed = 0
+    while len(times) < len(seeds):
+        t = time.perf_counter()
+        n = scene_frames(seed)
+        times += [(time.perf_counter() - t) / max(n, 1)] * n
+        seed += 1
+    return rank, start, time.monotonic(), times, time.process_time() - cpu
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print per-worker latency and total frames/s."""
     from edgedepth_train.data.synthetic import DEFAULT_TEXTURE_DIR
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scenes", choices=("procedural", "furniture"), default="procedural")
     ap.add_argument("--size", type=int, default=256, help="frame height and width in pixels")
     ap.add_argument("--frames", type=int, default=300, help="frames to render in total")
     ap.add_argument("--workers", type=int, default=2, help="worker processes")
@@ -69,7 +107,15 @@ def main(argv: list[str] | None = None) -> None:
     procs = [
         ctx.Process(
             target=_worker,
-            args=(r, list(range(r, args.frames, args.workers)), args.size, texture_dir, barrier, queue),
+            args=(
+                r,
+                list(range(r, args.frames, args.workers)),
+                args.size,
+                texture_dir,
+                args.scenes,
+                barrier,
+                queue,
+            ),
         )
         for r in range(args.workers)
     ]
@@ -83,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("renderer_fps failed: " + "; ".join(failed))
 
     print(
-        f"renderer_fps: {args.frames} frames of {args.size}x{args.size}, {args.workers} worker process(es), "
+        f"renderer_fps: {args.scenes}, {args.frames} frames of {args.size}x{args.size}, {args.workers} worker process(es), "
         f"1 OpenCV thread each, textures: {texture_dir or 'procedural'}"
     )
     for rank, start, end, times, cpu in results:
@@ -93,12 +139,13 @@ def main(argv: list[str] | None = None) -> None:
             f"{len(ms) / (end - start):.1f} frames/s, CPU time {cpu * 1e3 / len(ms):.1f} ms/frame"
         )
     wall = max(r[2] for r in results) - min(r[1] for r in results)
+    frames = sum(len(r[3]) for r in results)
     all_ms = np.concatenate([r[3] for r in results]) * 1e3
     print(
         f"  median latency {np.median(all_ms):.1f} ms/frame "
         f"({1000 / np.median(all_ms):.1f} frames/s per process at the median)"
     )
-    print(f"total: {args.frames / wall:.1f} frames/s ({args.frames} frames in {wall:.2f} s wall)")
+    print(f"total: {frames / wall:.1f} frames/s ({frames} frames in {wall:.2f} s wall)")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,12 @@ def add_gate_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-delta1-drop", type=float, default=0.01, help="allowed delta1 fall (default 0.01, one point)"
     )
+    g.add_argument(
+        "--max-skill-drop",
+        type=float,
+        default=0.02,
+        help="allowed rise of the skill against the ground-plane prior, with --val-rgbd (default 0.02)",
+    )
     g.add_argument("--long-side", type=int, help="input long side for dynamic models (default: the spec's)")
     g.add_argument(
         "--gate-backend",
@@ -66,6 +72,7 @@ def gate_config(args: argparse.Namespace) -> GateConfig:
         images=tuple(args.val_images),
         max_drop=args.max_drop,
         max_delta1_drop=args.max_delta1_drop,
+        max_skill_drop=args.max_skill_drop,
         long_side=args.long_side,
         backend=args.gate_backend,
     )

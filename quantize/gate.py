@@ -21,7 +21,14 @@ import numpy as np
 
 from edgedepth.errors import AccuracyGateError, CalibrationError, InputError
 from edgedepth.imageio import atomic_write_bytes
-from edgedepth.metrics import DepthMetrics, agreement_metrics, depth_metrics, mean_metrics
+from edgedepth.metrics import (
+    DepthMetrics,
+    agreement_metrics,
+    depth_metrics,
+    ground_plane_prior,
+    group_report,
+    mean_metrics,
+)
 from edgedepth.rgbd import iter_rgbd
 
 from .calibration import gather_bgr_frames
@@ -38,14 +45,17 @@ class GateConfig:
 
     ``rgbd``: validation RGB-D folder (ground truth). Without it, ``images`` (image folders/videos) are used
     for agreement with FP32, up to ``agreement_frames`` frames. ``max_drop``: allowed rise of AbsRel;
-    ``max_delta1_drop``: allowed fall of delta1 (0.01 = one point). ``long_side``: the input's longer side
-    for dynamic-shape models (None: the estimator's default, the spec's).
+    ``max_delta1_drop``: allowed fall of delta1 (0.01 = one point); ``max_skill_drop``: allowed rise of the
+    skill against the ground-plane prior (ground truth only). With ground truth, AbsRel and delta1 are macro
+    averages over the frames' groups (``meta.json``'s ``group``), as ``edgedepth-train eval`` reports them.
+    ``long_side``: the input's longer side for dynamic-shape models (None: the estimator's default, the spec's).
     """
 
     rgbd: str | None = None
     images: tuple[str, ...] = ()
     max_drop: float = 0.01
     max_delta1_drop: float = 0.01
+    max_skill_drop: float = 0.02
     long_side: int | None = None
     backend: str = "onnxruntime"
     agreement_frames: int = 32
@@ -69,6 +79,8 @@ class GateReport:
     details: dict[str, Any] = field(default_factory=dict)
     reference_name: str = "fp32"
     candidate_name: str = "candidate"
+    delta_skill: float | None = None  # ground truth only
+    max_skill_drop: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)
@@ -84,8 +96,12 @@ class GateReport:
             f"{candidate_name:<12} {cand['abs_rel']:>8.4f} {cand['delta1']:>8.4f}",
             f"{'delta':<12} {self.delta_abs_rel:>+8.4f} {self.delta_delta1:>+8.4f}",
             f"{'limit':<12} {self.max_drop:>+8.4f} {-self.max_delta1_drop:>+8.4f}",
-            "PASS" if self.passed else "FAIL: " + "; ".join(self.reasons),
         ]
+        if self.delta_skill is not None:
+            lines.append(
+                f"skill {ref['skill']:.4f} -> {cand['skill']:.4f} ({self.delta_skill:+.4f}, limit {self.max_skill_drop:+.4f})"
+            )
+        lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.reasons))
         return "\n".join(lines)
 
 
@@ -100,14 +116,17 @@ def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> Ga
     frames: list[dict[str, Any]] = []
     ref_rows: list[DepthMetrics] = []
     cand_rows: list[DepthMetrics] = []
+    grouped: list[
+        tuple[str, DepthMetrics, DepthMetrics, DepthMetrics]
+    ] = []  # group, reference, candidate, prior
     with _estimator(Path(reference), config) as ref_est, _estimator(Path(candidate), config) as cand_est:
         if config.rgbd is not None:
             mode, dataset = "ground_truth", config.rgbd
             for frame in iter_rgbd(config.rgbd):
                 r = depth_metrics(ref_est.predict(frame.bgr).inverse_depth, frame.depth_m)
                 c = depth_metrics(cand_est.predict(frame.bgr).inverse_depth, frame.depth_m)
-                ref_rows.append(r)
-                cand_rows.append(c)
+                prior = depth_metrics(ground_plane_prior(*frame.depth_m.shape), frame.depth_m)
+                grouped.append((str(frame.meta.get("group", Path(config.rgbd).name)), r, c, prior))
                 frames.append({"name": frame.name, "reference": r.as_dict(), "candidate": c.as_dict()})
         else:
             if not config.images:
@@ -122,9 +141,21 @@ def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> Ga
                 frames.append({"name": name, "reference": r.as_dict(), "candidate": c.as_dict()})
     if not frames:
         raise CalibrationError(f"the accuracy gate found no usable frames in {dataset}")
-    ref, cand = mean_metrics(ref_rows), mean_metrics(cand_rows)
-    d_abs, d_d1 = cand.abs_rel - ref.abs_rel, cand.delta1 - ref.delta1
     reasons = []
+    ref_skill = cand_skill = d_skill = None
+    if grouped:
+        ref_report = group_report((g, r, p) for g, r, _, p in grouped)
+        cand_report = group_report((g, c, p) for g, _, c, p in grouped)
+        ref, cand = ref_report.macro, cand_report.macro
+        ref_skill, cand_skill = ref_report.skill, cand_report.skill
+        d_skill = cand_skill - ref_skill
+        if not np.isfinite(d_skill) or d_skill > config.max_skill_drop:
+            reasons.append(
+                f"skill changed by {d_skill:+.4f}, more than max_skill_drop={config.max_skill_drop:+.4f} allows"
+            )
+    else:
+        ref, cand = mean_metrics(ref_rows), mean_metrics(cand_rows)
+    d_abs, d_d1 = cand.abs_rel - ref.abs_rel, cand.delta1 - ref.delta1
     if not np.isfinite(d_abs) or d_abs > config.max_drop:
         reasons.append(f"AbsRel changed by {d_abs:+.4f}, more than max_drop={config.max_drop:+.4f} allows")
     if not np.isfinite(d_d1) or -d_d1 > config.max_delta1_drop:
@@ -134,8 +165,12 @@ def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> Ga
     return GateReport(
         mode=mode,
         dataset=dataset,
-        reference={"abs_rel": ref.abs_rel, "delta1": ref.delta1},
-        candidate={"abs_rel": cand.abs_rel, "delta1": cand.delta1},
+        reference={"abs_rel": ref.abs_rel, "delta1": ref.delta1, **({"skill": ref_skill} if grouped else {})},
+        candidate={
+            "abs_rel": cand.abs_rel,
+            "delta1": cand.delta1,
+            **({"skill": cand_skill} if grouped else {}),
+        },
         delta_abs_rel=d_abs,
         delta_delta1=d_d1,
         max_drop=config.max_drop,
@@ -143,6 +178,8 @@ def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> Ga
         passed=not reasons,
         reasons=reasons,
         frames=frames,
+        delta_skill=d_skill,
+        max_skill_drop=config.max_skill_drop if grouped else None,
     )
 
 

@@ -194,6 +194,16 @@ def test_gate_failure_writes_no_model(fp32_model: Path, data: dict[str, Path], t
     assert not report["passed"] and report["reasons"][0].startswith("AbsRel changed by")
 
 
+def test_gate_checks_the_skill_against_the_prior(fp32_model: Path, data: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "skill-int8.onnx"
+    gate = GateConfig(rgbd=str(data["rgbd"]), max_drop=1.0, max_delta1_drop=1.0, max_skill_drop=-10.0)
+    with pytest.raises(AccuracyGateError, match="skill changed by"):
+        quantize_int8(fp32_model, out, [data["images"]], gate, **FAST)
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert report["reference"]["skill"] > 0 and report["candidate"]["skill"] > 0
+    assert report["delta_skill"] == pytest.approx(report["candidate"]["skill"] - report["reference"]["skill"])
+
+
 def test_agreement_gate_without_ground_truth(fp32_model: Path, data: dict[str, Path], tmp_path: Path) -> None:
     # No RGB-D folder: INT8 is scored by its agreement with FP32 on the calibration images. The untrained
     # decoder's low-contrast output makes INT8 noise relatively large (AbsRel, 1 - delta1 ~0.02), hence the looser limits.

@@ -87,6 +87,34 @@ def cmd_render(args: argparse.Namespace) -> None:
     print(f"render cache {args.out}: {frames} frames in {len(manifest['shards'])} shards")
 
 
+def cmd_preview(args: argparse.Namespace) -> None:
+    """Frames of a render cache beside their colourised inverse depth, stacked into one image."""
+    import cv2
+    import numpy as np
+
+    from edgedepth.imageio import atomic_write_bytes
+    from edgedepth.postprocess import colorize, side_by_side
+
+    from .data.render_cache import CachedFrames
+
+    frames = CachedFrames(args.cache)
+    picks = (
+        np.linspace(0, len(frames) - 1, args.count).round().astype(int) if args.index is None else args.index
+    )
+    rows = []
+    for i in picks:
+        sample = frames[int(i)]
+        inverse = np.where(sample["depth_m"] > 0, 1.0 / np.maximum(sample["depth_m"], 1e-3), np.nan)
+        rows.append(side_by_side(sample["bgr"], colorize(inverse, "turbo")))
+    suffix = Path(args.out).suffix.lower() or ".jpg"
+    params = [cv2.IMWRITE_JPEG_QUALITY, 90] if suffix in (".jpg", ".jpeg") else []
+    ok, data = cv2.imencode(suffix, np.vstack(rows), params)
+    if not ok:
+        raise EdgeDepthError(f"--out {args.out}: OpenCV cannot write {suffix} images; use .jpg or .png")
+    atomic_write_bytes(args.out, data.tobytes())
+    print(f"wrote {args.out}: frames {', '.join(str(int(i)) for i in picks)} of {len(frames)}")
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     import torch
 
@@ -147,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--assets", help="folder of the sweethome3d-furniture .sh3f libraries")
     p.add_argument("--textures", default="../shared/data/images", help="photographs for walls and floors")
     p.set_defaults(func=cmd_render)
+    p = sub.add_parser("preview", help="tile frames of a render cache beside their depth into one image")
+    p.add_argument("--cache", required=True)
+    p.add_argument("--out", required=True, help="an image file (.jpg or .png)")
+    p.add_argument("--count", type=int, default=4, help="frames, evenly spaced through the cache")
+    p.add_argument("--index", type=int, nargs="+", help="these frame indices instead")
+    p.set_defaults(func=cmd_preview)
     p = sub.add_parser("export", help="export a checkpoint to ONNX with its ModelSpec")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--model")
