@@ -31,8 +31,10 @@ import numpy as np
 
 
 def _worker(
-    rank: int, seeds: list[int], size: int, texture_dir: str | None, scenes: str, barrier, queue
+    rank: int, workers: int, seeds: list[int], size: int, texture_dir: str | None, scenes: str, barrier, queue
 ) -> None:
+    # One llvmpipe rasteriser thread per core and worker, as edgedepth-train render sets it.
+    os.environ.setdefault("LP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     try:
         measure = _measure_furniture if scenes == "furniture" else _measure
         queue.put(measure(rank, seeds, size, texture_dir, barrier))
@@ -109,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
             target=_worker,
             args=(
                 r,
+                args.workers,
                 list(range(r, args.frames, args.workers)),
                 args.size,
                 texture_dir,

@@ -84,7 +84,11 @@ def cmd_render(args: argparse.Namespace) -> None:
     )
     manifest = render_cache(args.out, args.frames, key, args.workers, args.assets, args.textures)
     frames = sum(s["frames"] for s in manifest["shards"].values())
-    print(f"render cache {args.out}: {frames} frames in {len(manifest['shards'])} shards")
+    skipped = manifest.get("skipped_models", [])
+    print(
+        f"render cache {args.out}: {frames} frames in {len(manifest['shards'])} shards; {len(skipped)} models "
+        f"skipped (unusable geometry or textures){': ' + ', '.join(skipped) if skipped else ''}"
+    )
 
 
 def cmd_preview(args: argparse.Namespace) -> None:

@@ -104,8 +104,10 @@ def check_key(root: Path, found: dict[str, Any], wanted: CacheKey, frames: int) 
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(key: CacheKey, asset_dir: str, texture_dir: str | None) -> None:
-    """Each render process owns one OpenGL context, the catalogue and the room textures."""
+def _init_worker(key: CacheKey, asset_dir: str, texture_dir: str | None, workers: int) -> None:
+    """Each render process owns one OpenGL context, the catalogue and the room textures. Mesa's llvmpipe
+    rasterises with one thread per core by default; with several render processes that oversubscribes."""
+    os.environ.setdefault("LP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     cv2.setNumThreads(1)
     from .assets import load_catalogue
     from .gl_render import FurnitureRenderer, texture_images
@@ -118,8 +120,9 @@ def _init_worker(key: CacheKey, asset_dir: str, texture_dir: str | None) -> None
     )
 
 
-def render_shard(index: int, out: Path) -> tuple[str, int, str, int]:
-    """Render and atomically write shard ``index``; returns (name, frames, sha256, scenes rendered)."""
+def render_shard(index: int, out: Path) -> tuple[str, int, str, int, list[str]]:
+    """Render and atomically write shard ``index``; returns (name, frames, sha256, scenes rendered, models
+    skipped so far by this worker because their geometry or textures could not be used)."""
     from .furniture_scenes import sample_furniture_scene
 
     key: CacheKey = _WORKER["key"]
@@ -150,7 +153,8 @@ def render_shard(index: int, out: Path) -> tuple[str, int, str, int]:
                 tar.addfile(info, io.BytesIO(data))
     data = buf.getvalue()
     atomic_write_bytes(out / shard_name(index), data)
-    return shard_name(index), len(frames), hashlib.sha256(data).hexdigest(), scene_index
+    skipped = sorted(renderer.skipped_models)
+    return shard_name(index), len(frames), hashlib.sha256(data).hexdigest(), scene_index, skipped
 
 
 def render_cache(
@@ -181,9 +185,13 @@ def render_cache(
     bar = tqdm(total=n_shards * key.shard_frames, initial=done_frames, unit="frame", disable=not progress,
                desc=f"render {key.scenes}", dynamic_ncols=True)  # fmt: skip
     ctx = mp.get_context("spawn")  # a GL context and OpenCV's thread pool must not be inherited by fork
-    with ctx.Pool(max(1, workers), _init_worker, (key, asset_dir, texture_dir)) as pool:
-        for name, count, sha, scenes in pool.imap_unordered(_render_shard_star, [(i, root) for i in todo]):
+    workers = max(1, workers)
+    with ctx.Pool(workers, _init_worker, (key, asset_dir, texture_dir, workers)) as pool:
+        for name, count, sha, scenes, skipped in pool.imap_unordered(
+            _render_shard_star, [(i, root) for i in todo]
+        ):
             manifest["shards"][name] = {"frames": count, "sha256": sha, "scenes": scenes}
+            manifest["skipped_models"] = sorted(set(manifest.get("skipped_models", [])) | set(skipped))
             _write_manifest(root, manifest)
             bar.update(count)
     bar.close()
@@ -191,7 +199,7 @@ def render_cache(
     return manifest
 
 
-def _render_shard_star(args: tuple[int, Path]) -> tuple[str, int, str, int]:
+def _render_shard_star(args: tuple[int, Path]) -> tuple[str, int, str, int, list[str]]:
     return render_shard(*args)
 
 
