@@ -355,3 +355,21 @@ def test_cli_end_to_end_on_the_tiny_model(tmp_path: Path, capsys: pytest.Capture
     assert {s["what"] for s in doc["skipped"]} >= {"memory", "stream"}
     assert (out / "results.md").is_file() and not (out / "latency.png").exists()
     assert "| onnxruntime | tiny-depth fp32 | 32² | 1 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("scenes", ["procedural", "furniture"])
+def test_renderer_fps_runs(scenes: str) -> None:
+    """Both renderers report per-worker latency and total frames/s (no timing asserted)."""
+    from edgedepth_train.data.assets import ASSET_DIR
+
+    if scenes == "furniture" and not ASSET_DIR.is_dir():
+        pytest.skip("sweethome3d-furniture is not installed (apt-get install sweethome3d-furniture)")
+    cmd = [sys.executable, "-m", "edgedepth_benchmarks.renderer_fps", "--scenes", scenes, "--size", "64"]
+    out = subprocess.run(
+        [*cmd, "--frames", "6", "--workers", "1", "--texture-dir", "none"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"renderer_fps: {scenes}" in out.stdout and "total:" in out.stdout and "frames/s" in out.stdout
