@@ -134,10 +134,13 @@ def test_two_worker_loader_starts_twenty_times_without_hanging() -> None:
 
     data = SyntheticRGBD(1000, size=(64, 64), seed=0, texture_dir=None)
     busy = np.random.default_rng(0).random((1200, 1200)).astype(np.float32)
+    threads = cv2.getNumThreads()
     for attempt in range(20):
+        cv2.setNumThreads(threads)
         # OpenCV's and torch's thread pools are live in this process, as during training.
         cv2.GaussianBlur(busy, (31, 31), 5)
         (torch.from_numpy(busy[:600, :600]) @ torch.from_numpy(busy[:600, :600])).sum()
         loader = make_loader(data, 2, StepSampler(attempt, attempt + 1, 2), workers=2, timeout_s=120)
         batch = next(iter(loader))  # a hang becomes a RuntimeError after timeout_s
         assert batch["bgr"].shape == (2, 64, 64, 3), f"attempt {attempt}"
+    cv2.setNumThreads(threads)

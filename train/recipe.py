@@ -38,7 +38,7 @@ class SourceConfig:
     videos: str | None = None  # unlabelled video folder
     frame_step: int = 10
     texture_dir: str | None = "../shared/data/images"  # synthetic; null = procedural textures
-    length: int = 1_000_000  # synthetic: how many distinct seeded scenes to draw from
+    length: int = 1_000_000  # synthetic: distinct seeded scenes to draw from; cached: use the first N frames
 
 
 @dataclass(frozen=True)

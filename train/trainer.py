@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
 import os
 import time
 from collections.abc import Iterator
@@ -58,7 +57,7 @@ def open_source(cfg: SourceConfig, size: tuple[int, int], seed: int) -> Dataset:
     if cfg.kind in ("rgbd", "cached"):
         if cfg.root is None:
             raise DataError(f"a {cfg.kind} source needs root")
-        return RGBDFolder(cfg.root) if cfg.kind == "rgbd" else CachedFrames(cfg.root)
+        return RGBDFolder(cfg.root) if cfg.kind == "rgbd" else CachedFrames(cfg.root, limit=cfg.length)
     return UnlabelledImages(images=cfg.images, videos=cfg.videos, frame_step=cfg.frame_step)
 
 
@@ -113,17 +112,17 @@ def _single_threaded_worker(_: int) -> None:
 def make_loader(
     data: Dataset, batch_size: int, sampler: Sampler[int] | None, workers: int, timeout_s: float = 0.0
 ) -> DataLoader:
-    """A DataLoader whose workers start from a clean forkserver, never by forking this process.
+    """A DataLoader whose forked workers cannot inherit a running OpenCV thread pool.
 
-    A worker forked while this process's OpenCV or OpenMP thread pool is running inherits the pool's locks
-    but not its threads, and deadlocks the first time it touches the pool (``cv2.setNumThreads`` in the
-    worker hung at step 0 in 7 of 8 runs). The forkserver is a fresh interpreter that has imported this
-    module but run no parallel region, so its children start with no pool to inherit.
+    A worker forked while this process's OpenCV pool is running inherits the pool's locks but not its
+    threads, and deadlocks the first time it touches the pool (``cv2.setNumThreads`` in the worker hung at
+    step 0 in 7 of 8 runs). So this process's pool is stopped first: here OpenCV only serves the workers,
+    which do the decoding and rendering. Workers are forked when iteration starts.
     """
-    context = None
     if workers:
-        context = mp.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        import cv2
+
+        cv2.setNumThreads(1)
     return DataLoader(
         data,
         batch_size=batch_size,
@@ -132,7 +131,6 @@ def make_loader(
         persistent_workers=False,
         prefetch_factor=4 if workers else None,
         worker_init_fn=_single_threaded_worker,
-        multiprocessing_context=context,
         timeout=timeout_s,
     )
 

@@ -217,11 +217,12 @@ class CachedFrames(SkippingDataset):
 
     Shards are verified by sha256 when opened: a corrupt or missing one is skipped and counted in
     ``skipped_shards``. Members are read by offset with ``os.pread``, so forked loader workers share nothing.
+    ``limit`` keeps only the first frames, to measure how much the amount of rendered data matters.
     """
 
     source = "furniture"
 
-    def __init__(self, root: str | Path, expect: CacheKey | None = None) -> None:
+    def __init__(self, root: str | Path, expect: CacheKey | None = None, limit: int | None = None) -> None:
         super().__init__()
         self.root = Path(root).expanduser()
         manifest = read_manifest(self.root)
