@@ -55,6 +55,8 @@ def test_resume_adds_only_missing_shards_and_is_deterministic(
     render_cache(out, 6, KEY, workers=1, asset_dir=str(library), progress=False)
     assert json.loads((out / MANIFEST).read_text())["shards"] == manifest["shards"]
     assert len(CachedFrames(out)) == 6
+    limited = CachedFrames(out, limit=4)
+    assert len(limited) == 4 and limited.index == CachedFrames(out).index[:4]
 
 
 def test_stale_cache_is_refused_with_the_rebuild_command(cache: tuple[Path, Path], tmp_path: Path) -> None:

@@ -259,6 +259,7 @@ class CachedFrames(SkippingDataset):
             raise DataError(
                 f"render cache {self.root} holds no readable shard ({len(self.skipped_shards)} skipped)"
             )
+        self.index = self.index[:limit]  # the first ``limit`` frames in shard order: less data, same frames
 
     def __len__(self) -> int:
         return len(self.index)
