@@ -194,7 +194,9 @@ def test_gate_failure_writes_no_model(fp32_model: Path, data: dict[str, Path], t
     assert not report["passed"] and report["reasons"][0].startswith("AbsRel changed by")
 
 
-def test_gate_checks_the_skill_against_the_prior(fp32_model: Path, data: dict[str, Path], tmp_path: Path) -> None:
+def test_gate_checks_the_skill_against_the_prior(
+    fp32_model: Path, data: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "skill-int8.onnx"
     gate = GateConfig(rgbd=str(data["rgbd"]), max_drop=1.0, max_delta1_drop=1.0, max_skill_drop=-10.0)
     with pytest.raises(AccuracyGateError, match="skill changed by"):
