@@ -43,6 +43,7 @@ ENTRIES = [
     ("Cup", "Kitchen", 8, 8, 10, None, "lib/box/box.obj"),
     ("Bookcase", "Living room", 90, 35, 180, 180, "lib/box/box.obj"),
     ("Man", "Characters", 50, 30, 180, None, "lib/box/box.obj"),
+    ("Lamp", "Lights", 30, 30, 150, -1, "lib/box/box.obj"),
     ("Broken", "Living room", 60, 60, 60, None, "lib/broken/broken.obj"),
 ]
 

@@ -55,11 +55,20 @@ def renderer(library: Path):
 
 def test_catalogue_parser_reads_sizes_tops_and_roles() -> None:
     items = parse_catalogue(catalogue_text(), "BlendSwap-CC-0")
-    assert [i.name for i in items] == ["Table", "Chair", "Cup", "Bookcase", "Man", "Broken"]  # #99 skipped
+    assert [i.name for i in items] == [
+        "Table",
+        "Chair",
+        "Cup",
+        "Bookcase",
+        "Man",
+        "Lamp",
+        "Broken",
+    ]  # #99 skipped
     table = items[0]
     assert table.size_m == pytest.approx((1.2, 0.75, 0.8)) and table.top_m == pytest.approx(0.75)
     assert table.model == "lib/box/box.obj" and table.licence == "Public domain \u00a9 tests"
-    assert [i.role for i in items] == ["table", "chair", "clutter", "surface", "person", "floor"]
+    assert items[1].top_m == pytest.approx(0.9) and items[5].top_m is None  # no key: the height; -1: none
+    assert [i.role for i in items] == ["table", "chair", "clutter", "floor", "person", "floor", "surface"]
 
 
 def test_missing_library_names_the_install_command(tmp_path: Path) -> None:

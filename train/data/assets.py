@@ -78,7 +78,8 @@ class FurnitureItem:
             return "clutter"
         if _CHAIR.search(text) and h <= 1.3:
             return "chair"
-        surface = self.top_m is not None and self.top_m >= 0.35 and self.top_m >= 0.6 * h and w * d >= 0.12
+        top = self.top_m
+        surface = top is not None and 0.35 <= top <= 1.3 and top >= 0.6 * h and w * d >= 0.12
         if surface:
             return "table" if _TABLE.search(text) else "surface"
         return "floor"
@@ -110,7 +111,8 @@ def parse_catalogue(text: str, library: str) -> list[FurnitureItem]:
         e = entries[index]
         try:
             size = (float(e["width"]) / 100, float(e["height"]) / 100, float(e["depth"]) / 100)
-            top = float(e.get("dropOnTopElevation", "-1"))
+            # Sweet Home 3D's convention: no dropOnTopElevation means the top is the height; negative, no top.
+            top = float(e.get("dropOnTopElevation", e["height"]))
             rotation = tuple(float(v) for v in e["modelRotation"].split()) if "modelRotation" in e else None
             item = FurnitureItem(
                 library=library,

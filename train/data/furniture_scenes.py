@@ -25,6 +25,7 @@ VIEW_KINDS = ("robot", "arm")
 class Placed:
     item: FurnitureItem
     pose: np.ndarray  # 4x4, model frame -> world
+    tint: tuple[float, float, float] | None = None  # multiplies the model's plain colours (material variety)
 
 
 @dataclass(frozen=True)
@@ -91,18 +92,28 @@ def look_at(eye: np.ndarray, target: np.ndarray, roll: float = 0.0) -> np.ndarra
 
 
 class _Floor:
-    """Axis-aligned footprints already taken on the floor (x0, z0, x1, z1)."""
+    """Axis-aligned footprints already taken on the floor (x0, z0, x1, z1), with how high each piece reaches."""
 
     def __init__(self, X: float, Z: float) -> None:
         self.X, self.Z = X, Z
         self.boxes: list[tuple[float, float, float, float]] = []
+        self.tops: list[float] = []
+
+    def take(self, box: tuple[float, float, float, float], top: float) -> None:
+        self.boxes.append(box)
+        self.tops.append(top)
 
     def fits(self, box: tuple[float, float, float, float], gap: float = 0.05) -> bool:
         x0, z0, x1, z1 = box
         if x0 < 0 or z0 < 0 or x1 > self.X or z1 > self.Z:
             return False
-        return all(
-            x1 + gap <= a or a1 + gap <= x0 or z1 + gap <= b or b1 + gap <= z0 for a, b, a1, b1 in self.boxes
+        return not self.overlaps(box, self.boxes, gap)
+
+    @staticmethod
+    def overlaps(box: tuple[float, float, float, float], others: list, gap: float = 0.0) -> bool:
+        x0, z0, x1, z1 = box
+        return not all(
+            x1 + gap <= a or a1 + gap <= x0 or z1 + gap <= b or b1 + gap <= z0 for a, b, a1, b1 in others
         )
 
     def free_point(
@@ -134,31 +145,62 @@ def _surface(rng: np.random.Generator, n_textures: int, p_texture: float, lo: fl
     return Surface(colour)
 
 
+def _wall_spot(rng, item: FurnitureItem, X: float, Z: float, gap: float) -> tuple[float, float, float]:
+    """(x, z, yaw) with the piece's back ``gap`` from a random wall (yaw turns its back to the wall)."""
+    w, _, d = item.size_m
+    side = int(rng.integers(4))
+    yaw = (0.0, math.pi, math.pi / 2, -math.pi / 2)[side]
+    along = rng.uniform(w / 2 + 0.02, max(w / 2 + 0.02, (X if side < 2 else Z) - w / 2 - 0.02))
+    x, z = [(along, d / 2 + gap), (along, Z - d / 2 - gap), (d / 2 + gap, along), (X - d / 2 - gap, along)][
+        side
+    ]
+    return x, z, yaw
+
+
+def _tint(rng: np.random.Generator) -> tuple[float, float, float] | None:
+    """A third of the models get their plain colours multiplied by a random tint."""
+    return tuple(float(v) for v in rng.uniform(0.5, 1.3, 3)) if rng.random() < 0.33 else None  # type: ignore[return-value]
+
+
 def _against_walls(rng, items: list[FurnitureItem], floor: _Floor, out: list[Placed], count: int) -> None:
-    """Stand ``count`` pieces with their backs to random walls (yaw chosen so the back faces the wall)."""
-    X, Z = floor.X, floor.Z
+    """Stand ``count`` pieces with their backs to random walls."""
     for _ in range(count * 4):
         if count <= 0 or not items:
             return
         item = items[int(rng.integers(len(items)))]
-        w, _, d = item.size_m
-        if d > 1.3 or w > min(X, Z) * 0.8:
+        w, h, d = item.size_m
+        if d > 1.3 or w > min(floor.X, floor.Z) * 0.8:
             continue
-        side = int(rng.integers(4))
-        yaw = (0.0, math.pi, math.pi / 2, -math.pi / 2)[side]
-        along = rng.uniform(w / 2 + 0.02, (X if side < 2 else Z) - w / 2 - 0.02)
-        gap = rng.uniform(0.0, 0.08)
-        x, z = [
-            (along, d / 2 + gap),
-            (along, Z - d / 2 - gap),
-            (d / 2 + gap, along),
-            (X - d / 2 - gap, along),
-        ][side]
+        x, z, yaw = _wall_spot(rng, item, floor.X, floor.Z, rng.uniform(0.0, 0.08))
         box = footprint(item, x, z, yaw)
         if floor.fits(box):
-            floor.boxes.append(box)
-            out.append(Placed(item, yaw_pose(x, 0.0, z, yaw)))
+            floor.take(box, h)
+            out.append(Placed(item, yaw_pose(x, 0.0, z, yaw), _tint(rng)))
             count -= 1
+
+
+def _on_walls(
+    rng, items: list[FurnitureItem], floor: _Floor, H: float, out: list[Placed], count: int
+) -> None:
+    """Hang ``count`` wall-mounted pieces (shelves, cabinets, pictures) at their catalogue elevation, above
+    whatever stands below them and clear of each other."""
+    hung: list[tuple[float, float, float, float]] = []
+    for _ in range(count * 6):
+        if count <= 0 or not items:
+            return
+        item = items[int(rng.integers(len(items)))]
+        w, h, d = item.size_m
+        y = item.elevation_m
+        if y + h > H - 0.02 or d > 0.8 or w > min(floor.X, floor.Z) * 0.8:
+            continue
+        x, z, yaw = _wall_spot(rng, item, floor.X, floor.Z, 0.0)
+        box = footprint(item, x, z, yaw)
+        below = [b for b, top in zip(floor.boxes, floor.tops, strict=True) if top > y - 0.02]
+        if _Floor.overlaps(box, below + hung):
+            continue
+        hung.append(box)
+        out.append(Placed(item, yaw_pose(x, y, z, yaw), _tint(rng)))
+        count -= 1
 
 
 def _table_group(rng, roles: dict[str, list[FurnitureItem]], floor: _Floor, out: list[Placed]) -> None:
@@ -181,8 +223,8 @@ def _table_group(rng, roles: dict[str, list[FurnitureItem]], floor: _Floor, out:
             break
     else:
         return
-    floor.boxes.append(box)
-    out.append(Placed(table, yaw_pose(x, 0.0, z, yaw)))
+    floor.take(box, table.size_m[1])
+    out.append(Placed(table, yaw_pose(x, 0.0, z, yaw), _tint(rng)))
     if not chairs:
         return
     chair = chairs[int(rng.integers(len(chairs)))]
@@ -199,7 +241,7 @@ def _table_group(rng, roles: dict[str, list[FurnitureItem]], floor: _Floor, out:
         chair_yaw = math.atan2(x - cx, z - cz) + rng.normal(0, 0.2)
         cbox = footprint(chair, cx, cz, chair_yaw)
         if floor.fits(cbox, gap=0.0):
-            floor.boxes.append(cbox)
+            floor.take(cbox, chair.size_m[1])
             out.append(Placed(chair, yaw_pose(cx, 0.0, cz, chair_yaw)))
 
 
@@ -213,8 +255,8 @@ def _standing(rng, items: list[FurnitureItem], floor: _Floor, out: list[Placed],
         x, z = rng.uniform(0.3, floor.X - 0.3), rng.uniform(0.3, floor.Z - 0.3)
         box = footprint(item, x, z, yaw)
         if floor.fits(box, gap=0.25):
-            floor.boxes.append(box)
-            out.append(Placed(item, yaw_pose(x, 0.0, z, yaw)))
+            floor.take(box, item.size_m[1])
+            out.append(Placed(item, yaw_pose(x, 0.0, z, yaw), None if item.role == "person" else _tint(rng)))
             count -= 1
 
 
@@ -240,7 +282,7 @@ def _clutter(rng, clutter: list[FurnitureItem], holders: list[Placed], out: list
             ):
                 continue
             taken.append(box)
-            out.append(Placed(item, holder.pose @ yaw_pose(lx, top, lz, lyaw)))
+            out.append(Placed(item, holder.pose @ yaw_pose(lx, top, lz, lyaw), _tint(rng)))
         centres.append((holder.pose @ np.array([0.0, top, 0.0, 1.0]))[:3])
     return centres
 
@@ -330,6 +372,7 @@ def sample_furniture_scene(
     holders = [p for p in placed if p.item.role in ("table", "surface")]
     surfaces = _clutter(rng, roles.get("clutter", []), holders, placed)
     _standing(rng, roles.get("clutter", []), floor, placed, int(rng.integers(0, 4)))
+    _on_walls(rng, roles.get("wall", []), floor, H, placed, int(rng.integers(0, 4)))
     return FurnitureScene(
         room=(X, H, Z),
         walls=_surface(rng, n_textures, 0.45, 0.45, 0.95),

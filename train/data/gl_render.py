@@ -205,7 +205,13 @@ class FurnitureRenderer:
             except AssetError:
                 self.skipped_models.add(key)
                 continue
-            merged += [part.copy().apply_transform(placed.pose) for part in plain]
+            for part in plain:
+                part = part.copy().apply_transform(placed.pose)
+                if placed.tint is not None:
+                    colours = np.array(part.visual.face_colors)
+                    colours[:, :3] = np.clip(colours[:, :3] * np.asarray(placed.tint), 0, 255)
+                    part.visual.face_colors = colours
+                merged.append(part)
             if textured is not None:
                 out.add(textured, pose=placed.pose)
         if merged:

@@ -38,7 +38,7 @@ from .rgbd import Sample, SkippingDataset
 log = logging.getLogger(__name__)
 
 #: Bump whenever the frames rendered for a given seed change (scene sampling, renderer, encoding).
-RENDERER_VERSION = "furniture-1"
+RENDERER_VERSION = "furniture-2"
 SCENE_KINDS = ("furniture",)
 DEFAULT_CACHE_ROOT = Path("~/.cache/edgedepth/renders")
 MANIFEST = "manifest.json"
