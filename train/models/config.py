@@ -7,8 +7,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class HybridEncoderConfig:
-    """EfficientNet-Lite0 stages plus global attention at 1/16 and 1/32."""
+    """EfficientNet-Lite stages plus global attention at 1/16 and 1/32.
 
+    ``freeze_bn`` keeps the encoder's BatchNorm running statistics at their ImageNet values during
+    training (the affine parameters still learn), which protects the pretrained features.
+    """
+
+    backbone: str = "efficientnet-lite0"  # or efficientnet-lite1 / efficientnet-lite2
+    freeze_bn: bool = False
     depths: tuple[int, int] = (1, 2)  # transformer blocks at 1/16 and 1/32
     heads: tuple[int, int] = (4, 8)
     mlp_ratio: float = 2.0

