@@ -18,6 +18,8 @@ _EXPORTS = {
     "gather_calibration": "calibration",
     "convert_fp16": "fp16",
     "export_fp16": "fp16",
+    "export_fp16_weights": "fp16",
+    "store_weights_fp16": "fp16",
     "GateConfig": "gate",
     "GateReport": "gate",
     "evaluate": "gate",

@@ -1,4 +1,6 @@
-"""FP16 export for GPUs: float16 weights and compute, float32 IO, sensitive ops kept in float32.
+"""FP16 export for GPUs: float16 weights and compute, float32 IO, sensitive ops kept in float32; and FP16
+*storage* (float16 weights cast to float32 when the model loads) for smaller files that still compute in
+float32 on any backend.
 
 Uses ONNX Runtime's converter (``onnxruntime.transformers.float16``) with ``keep_io_types=True`` so callers
 still feed and read float32. Ops whose range or precision float16 cannot hold stay in float32: reductions
@@ -13,7 +15,9 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import onnx
+from onnx import helper, numpy_helper
 
 from edgedepth.artifact import Precision, file_sha256, read_onnx_spec
 
@@ -98,3 +102,47 @@ def export_fp16(
         "keep_head_float": keep_head_float,
     }
     return publish(converted, output, model_path, gate, report_path, details, candidate_name="fp16")
+
+
+def store_weights_fp16(model_path: str | os.PathLike[str], min_elements: int = 16) -> onnx.ModelProto:
+    """The model with its float32 weights stored as float16, each behind a Cast back to float32.
+
+    Runtimes fold the casts when they load the model, so compute stays float32 (at full CPU speed) and only
+    the weights' rounding to float16 (relative error <= 2^-11) changes the outputs. The spec's precision
+    stays fp32; its provenance records the storage.
+    """
+    model_path = Path(model_path)
+    spec = read_onnx_spec(model_path)
+    model = onnx.load(str(model_path))
+    casts = []
+    for init in model.graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT or int(np.prod(init.dims)) < min_elements:
+            continue
+        name = init.name
+        init.CopyFrom(
+            numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{name}__fp16")
+        )
+        casts.append(helper.make_node("Cast", [f"{name}__fp16"], [name], to=onnx.TensorProto.FLOAT))
+    nodes = [*casts, *model.graph.node]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    provenance = {
+        **spec.provenance,
+        "weights.storage": f"float16 ({len(casts)} tensors), cast to float32 at load",
+        "weights.source_model": model_path.name,
+        "weights.source_sha256": file_sha256(model_path),
+    }
+    return set_spec(model, spec.with_updates(provenance=provenance))
+
+
+def export_fp16_weights(
+    model_path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    gate: GateConfig,
+    report_path: str | os.PathLike[str] | None = None,
+) -> GateReport:
+    """Store the weights as float16 and write ``output`` only if the accuracy gate against FP32 passes."""
+    details = {"precision": "fp32 compute, float16 weights", "reference_model": os.fspath(model_path)}
+    converted = store_weights_fp16(model_path)
+    return publish(converted, output, model_path, gate, report_path, details, candidate_name="fp16-weights")
