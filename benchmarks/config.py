@@ -6,15 +6,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import edgedepth
-from edgedepth import default_model_path
-from edgedepth.artifact import ModelSpec, Precision, parse_enum, read_onnx_spec
+from edgedepth.artifact import ModelSpec, Precision, parse_enum, read_spec
 from edgedepth.backends.base import BACKENDS, BackendKind, available_backends
+from edgedepth.embedded import DEMO_CLIP, default_model_path
 from edgedepth.errors import InputError, choices
+from edgedepth.preprocess import parse_hw
 
 from .reference import VIT_S14, ViTConfig
 
-DEMO_CLIP = Path(edgedepth.__file__).resolve().parent / "data" / "demo.mp4"
 DEFAULT_SIZES = ((256, 256), (384, 384), (512, 512))
 DEFAULT_BATCHES = (1, 4)
 DEFAULT_PRECISIONS = (Precision.FP32, Precision.INT8)
@@ -101,19 +100,7 @@ def parse_list(text: str, option: str) -> list[str]:
 
 def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
     """``256,384`` (squares) or ``192x256`` (height x width) -> ((h, w), ...)."""
-    sizes = []
-    for item in parse_list(text, "--sizes"):
-        parts = item.lower().split("x")
-        try:
-            hw = (int(parts[0]), int(parts[-1])) if len(parts) in (1, 2) else None
-        except ValueError:
-            hw = None
-        if hw is None or min(hw) < 1:
-            raise InputError(
-                f"--sizes: {item!r} is not a size; use positive integers (256 = 256x256) or HxW (192x256)"
-            )
-        sizes.append(hw)
-    return tuple(sizes)
+    return tuple(parse_hw(item, "--sizes") for item in parse_list(text, "--sizes"))
 
 
 def check_sizes(sizes: tuple[tuple[int, int], ...], multiple: int, name: str) -> None:
@@ -177,7 +164,7 @@ def model_entries(
     for path in paths:
         if path.suffix.lower() != ".onnx":
             raise InputError(f"--model {path}: give an .onnx file (TensorRT engines go with --engine)")
-        entries.append(ModelEntry(path, read_onnx_spec(path)))
+        entries.append(ModelEntry(path, read_spec(path)))
     for path in engines or []:
         if path.suffix.lower() != ".engine" or not path.is_file():
             raise InputError(f"--engine {path}: give an existing TensorRT .engine file")
@@ -187,9 +174,7 @@ def model_entries(
 
 def engine_entry(path: Path) -> ModelEntry:
     """An engine with the spec and precision from its header (read without TensorRT)."""
-    try:
-        from edgedepth.engine_file import read_engine_header
-    except ImportError:  # an edgedepth without engine headers: the backend reads the spec when it opens
-        return ModelEntry(path, None)
+    from edgedepth.engine_file import read_engine_header
+
     header, _ = read_engine_header(path)
     return ModelEntry(path, header.spec, header.precision.value)

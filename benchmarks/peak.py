@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from edgedepth.artifact import ModelSpec
+from edgedepth.artifact import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from edgedepth.backends.base import BackendKind, BackendOptions, open_backend
 from edgedepth.imageio import atomic_write_bytes
 
@@ -24,7 +24,13 @@ MATMUL_SIDE = 1024
 
 def matmul_spec(n: int) -> ModelSpec:
     return ModelSpec(
-        name=f"matmul-{n}", input_size=(n, n), size_multiple=1, output_name="y", confidence_name=None
+        name=f"matmul-{n}",
+        input_size=(n, n),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        size_multiple=1,
+        output_name="y",
+        confidence_name=None,
     )
 
 

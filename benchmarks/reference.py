@@ -17,7 +17,7 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edgedepth.artifact import ModelSpec
+from edgedepth.artifact import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from edgedepth.errors import InputError
 from edgedepth.imageio import atomic_write_bytes
 from edgedepth.preprocess import round_to_multiple
@@ -61,6 +61,8 @@ def reference_spec(cfg: ViTConfig) -> ModelSpec:
     return ModelSpec(
         name=f"reference-{cfg.name}",
         input_size=(side, side),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
         size_multiple=cfg.patch,
         dynamic_shape=True,
         output_name="tokens",

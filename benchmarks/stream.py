@@ -102,7 +102,11 @@ def measure_stream(
 
 
 def open_estimator(
-    model: str | Path | None, backend: str, precision: Precision | str, threads: int | None, long_side: int
+    model: str | Path | None,
+    backend: str,
+    precision: Precision | str,
+    threads: int | None,
+    long_side: int | None = None,
 ) -> DepthEstimator:
     """The estimator a user would open, at ``long_side`` pixels on the frame's longer side."""
     return DepthEstimator(model, backend=backend, precision=precision, threads=threads, long_side=long_side)

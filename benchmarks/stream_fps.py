@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--long-side", type=int, default=256, help="model input's longer side (pixels)")
+    parser.add_argument("--long-side", type=int, help="model input's longer side (default: the model's)")
     args = parser.parse_args(argv)
 
     def report(r: int, model_fps: float, p: StreamPass) -> None:

@@ -6,9 +6,8 @@ lazily, so ``import edgedepth`` stays cheap.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from .artifact import ModelSpec, Precision
+from .artifact import ModelSpec
+from .embedded import DEFAULT_MODEL, default_model_path
 from .errors import (
     AccuracyGateError,
     BackendUnavailableError,
@@ -20,9 +19,6 @@ from .errors import (
 )
 
 __version__ = "0.1.0"
-
-MODELS_DIR = Path(__file__).resolve().parent / "models"
-DEFAULT_MODEL = "efficientdepth-s"
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -51,20 +47,3 @@ def __getattr__(name: str) -> object:
 
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def default_model_path(precision: str | Precision = "fp32") -> Path:
-    """Path of the embedded default model file for ``precision`` (fp32 or int8)."""
-    from .artifact import parse_enum
-
-    try:
-        prec = parse_enum(Precision, precision, "precision")
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    path = MODELS_DIR / f"{DEFAULT_MODEL}-{prec.value}.onnx"
-    if not path.is_file():
-        shipped = sorted(p.name for p in MODELS_DIR.glob("*.onnx"))
-        raise ModelLoadError(
-            f"no embedded {prec.value} model at {path}; shipped models: {', '.join(shipped) or 'none'}"
-        )
-    return path

@@ -64,23 +64,29 @@ def parse_enum(enum_type: type[Enum], value: object, option: str) -> Any:
         raise ValueError(f"{option}={value!r} is not valid; choose one of {choices(valid)}") from None
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything the runtime needs to feed a model and read its outputs.
 
     ``input_size`` is (height, width). A model exported with dynamic spatial axes (``dynamic_shape``)
     accepts any size whose sides are multiples of ``size_multiple``; a fixed one accepts only ``input_size``.
-    ``mean``/``std`` apply to pixels scaled to [0, 1], in the model's ``color_order``.
+    ``mean``/``std`` apply to pixels scaled to [0, 1], in the model's ``color_order``. Input size, mean and
+    std have no defaults: a wrong guess there fails silently, so they are always stated (or come from
+    :meth:`preset` for published third-party models).
     """
 
     name: str
-    input_size: tuple[int, int] = (256, 256)
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
     size_multiple: int = 32
     dynamic_shape: bool = False
     resize_mode: ResizeMode = ResizeMode.LETTERBOX
     interpolation: Interpolation = Interpolation.LINEAR
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     color_order: ColorOrder = ColorOrder.RGB
     output_kind: OutputKind = OutputKind.INVERSE_DEPTH
     precision: Precision = Precision.FP32
@@ -89,6 +95,19 @@ class ModelSpec:
     confidence_name: str | None = "confidence"
     version: str = "0"
     provenance: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def preset(cls, name: str, **changes: Any) -> ModelSpec:
+        """The published preprocessing of a third-party model family, with ``changes`` applied (e.g. the
+        export's ``input_name`` / ``output_name``). Names: see ``PRESETS``."""
+        if name not in PRESETS:
+            raise ValueError(f"preset={name!r} is unknown; choose one of {choices(PRESETS)}")
+        return replace(PRESETS[name], **changes)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """The fields that decide what the model's input holds (JSON-ready): two specs with equal
+        preprocessing feed a model identically."""
+        return {k: _plain(getattr(self, k)) for k in PREPROCESSING_FIELDS}
 
     def __post_init__(self) -> None:
         h, w = self.input_size
@@ -131,7 +150,7 @@ class ModelSpec:
         for f in fields(cls):
             key = KEY_PREFIX + f.name
             if key not in metadata:
-                if f.name in {"name"}:
+                if f.name in REQUIRED_FIELDS:
                     raise ModelLoadError(f"{source}: metadata key {key} is missing")
                 continue  # older or partial specs fall back to the field's default
             try:
@@ -146,6 +165,55 @@ class ModelSpec:
             raise ModelLoadError(f"{source}: metadata describes an invalid spec: {exc}") from None
 
 
+PREPROCESSING_FIELDS = (
+    "resize_mode",
+    "interpolation",
+    "mean",
+    "std",
+    "color_order",
+    "size_multiple",
+    "input_name",
+)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    return list(value) if isinstance(value, tuple) else value
+
+
+# Depth Anything V2 (and Distill Any Depth, which shares its network): the image's short side resized to
+# 518 (a multiple of 14) with bicubic interpolation, ImageNet mean/std, RGB; relative inverse depth out.
+# MiDaS v2.1 small: 256, a multiple of 32, bicubic, ImageNet mean/std. Exports name their tensors
+# differently: pass input_name / output_name to ``ModelSpec.preset`` when yours differ.
+_DAV2 = {
+    "input_size": (518, 518),
+    "mean": IMAGENET_MEAN,
+    "std": IMAGENET_STD,
+    "size_multiple": 14,
+    "dynamic_shape": True,
+    "interpolation": Interpolation.CUBIC,
+    "input_name": "image",
+    "output_name": "depth",
+    "confidence_name": None,
+}
+PRESETS: dict[str, ModelSpec] = {
+    "depth-anything-v2": ModelSpec(name="depth-anything-v2", **_DAV2),  # type: ignore[arg-type]
+    "distill-any-depth": ModelSpec(name="distill-any-depth", **_DAV2),  # type: ignore[arg-type]
+    "midas-small": ModelSpec(
+        name="midas-small",
+        input_size=(256, 256),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        dynamic_shape=True,
+        interpolation=Interpolation.CUBIC,
+        output_name="depth",
+        confidence_name=None,
+    ),
+}
+
+
+REQUIRED_FIELDS = ("name", "input_size", "mean", "std")
 _ENUM_FIELDS: dict[str, type[Enum]] = {
     "resize_mode": ResizeMode,
     "interpolation": Interpolation,
@@ -184,6 +252,16 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_spec(path: str | Path) -> ModelSpec:
+    """The spec a model file carries: an ONNX file's metadata, or a TensorRT engine's header (read without
+    TensorRT)."""
+    if Path(path).suffix.lower() == ".engine":
+        from .engine_file import read_engine_header
+
+        return read_engine_header(path)[0].spec
+    return read_onnx_spec(path)
 
 
 def read_onnx_spec(path: str | Path) -> ModelSpec:

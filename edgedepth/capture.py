@@ -33,6 +33,7 @@ from .capture_live import (
     release_quietly,
 )
 from .errors import InputError, SourceError
+from .rgbd import frame_folders, rgb_file
 
 __all__ = [
     "CaptureLike",
@@ -57,11 +58,13 @@ ACCEPTED = (
 
 
 class SourceKind(Enum):
-    """What a uri names; CAMERA, STREAM and GSTREAMER are live, FILE and IMAGES are read in full."""
+    """What a uri names; CAMERA, STREAM and GSTREAMER are live; FILE (a video), IMAGES and RGBD (a folder
+    of frame folders, whose colour images are read) are read in full."""
 
     CAMERA = "camera"
     FILE = "file"
     IMAGES = "images"
+    RGBD = "rgbd"
     STREAM = "stream"
     GSTREAMER = "gstreamer"
 
@@ -74,6 +77,7 @@ _RULES: tuple[tuple[SourceKind, Callable[[str], bool]], ...] = (
     (SourceKind.GSTREAMER, lambda s: " ! " in s),
     (SourceKind.STREAM, lambda s: s.lower().startswith(STREAM_SCHEMES)),
     (SourceKind.CAMERA, lambda s: (s.isascii() and s.isdigit()) or _CAMERA_DEVICE.fullmatch(s) is not None),
+    (SourceKind.RGBD, lambda s: bool(frame_folders(s))),
     (SourceKind.IMAGES, os.path.isdir),
     (SourceKind.FILE, os.path.isfile),
     (SourceKind.IMAGES, lambda s: any(c in s for c in GLOB_CHARS)),
@@ -204,6 +208,11 @@ def _images_opener(text: str, api: int | None) -> Opener:
     return lambda: ImageSequenceCapture(paths)
 
 
+def _rgbd_opener(text: str, api: int | None) -> Opener:
+    paths = [p for p in map(rgb_file, frame_folders(text)) if p is not None]
+    return lambda: ImageSequenceCapture(paths)
+
+
 def _stream_opener(text: str, api: int | None) -> Opener:
     params = [
         cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
@@ -222,6 +231,7 @@ _OPENERS: dict[SourceKind, Callable[[str, int | None], Opener]] = {
     SourceKind.CAMERA: _camera_opener,
     SourceKind.FILE: _file_opener,
     SourceKind.IMAGES: _images_opener,
+    SourceKind.RGBD: _rgbd_opener,
     SourceKind.STREAM: _stream_opener,
     SourceKind.GSTREAMER: _gstreamer_opener,
 }

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .embedded import DEMO_CLIP
 from .errors import EdgeDepthError, InputError
 
 COMMANDS_GROUP = "edgedepth.commands"
-DEMO_CLIP = Path(__file__).resolve().parent / "data" / "demo.mp4"
 OUTPUT_FORMATS = ("color", "png16", "npy")
 
 
@@ -142,10 +142,32 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (``--max-frames 0`` would silently process nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer (omit the option for all)")
+    return value
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="path to .onnx or .engine (default: the embedded efficientdepth-s)")
+    _add_runtime_options(p)
+
+
+def _add_runtime_options(p: argparse.ArgumentParser) -> None:
+    from .embedded import shipped_precisions
+
     p.add_argument("--backend", default="auto", help="auto, onnxruntime, openvino or tensorrt")
-    p.add_argument("--precision", default="fp32", help="fp32 or int8 (selects the embedded model's variant)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=shipped_precisions(),
+        help="which variant of the embedded model (those that ship)",
+    )
     p.add_argument("--threads", type=int, help="inference threads (default: the backend's)")
 
 
@@ -178,16 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--save", default="demo_depth.mp4" if name == "demo" else None, help="side-by-side .mp4/.avi"
         )
-        p.add_argument("--max-frames", type=int)
+        p.add_argument(
+            "--max-frames", type=positive_int, help="stop after this many frames (default: all of them)"
+        )
         _add_model_options(p)
         _add_view_options(p)
         p.set_defaults(func=func)
 
     p = sub.add_parser("info", help="model spec, inputs, outputs and available backends")
     p.add_argument("model", nargs="?", help="model file (default: the embedded model)")
-    p.add_argument("--backend", default="auto")
-    p.add_argument("--precision", default="fp32")
-    p.add_argument("--threads", type=int)
+    _add_runtime_options(p)
     p.set_defaults(func=cmd_info)
     _add_plugin_commands(sub)
     return parser

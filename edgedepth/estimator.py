@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .artifact import Interpolation, ModelSpec, Precision, parse_enum, read_onnx_spec
+from .artifact import Interpolation, ModelSpec, Precision, parse_enum, read_spec
 from .backends.base import Backend, BackendKind, BackendOptions, FrameRunner, open_backend
 from .errors import InputError, ModelLoadError
 from .imageio import as_bgr_image
@@ -55,7 +55,7 @@ class DepthResult:
 def resolve_model_path(model: str | Path | None, precision: Precision) -> Path:
     """``None`` means the embedded default for ``precision``; otherwise an existing .onnx or .engine file."""
     if model is None:
-        from . import default_model_path
+        from .embedded import default_model_path
 
         return default_model_path(precision)
     path = Path(model)
@@ -97,12 +97,8 @@ class DepthEstimator:
         except ValueError as exc:
             raise InputError(str(exc)) from None
         self.model_path = resolve_model_path(model, self.precision)
-        if spec is None and self.model_path.suffix.lower() == ".onnx":
-            spec = read_onnx_spec(self.model_path)
-        elif spec is None:  # an engine carries its spec in its header, readable without TensorRT
-            from .engine_file import read_engine_header
-
-            spec = read_engine_header(self.model_path)[0].spec
+        if spec is None:  # an engine carries its spec in its header, readable without TensorRT
+            spec = read_spec(self.model_path)
         options = BackendOptions(precision=self.precision, threads=threads, **backend_options)
         self._backend, self.backend_reasons = open_backend(self.model_path, spec, backend, options)
         self.spec: ModelSpec = self._backend.spec

@@ -17,6 +17,10 @@ import numpy as np
 
 from .errors import InputError
 
+# Dynamic-shape models are scored with the input's longer side at this many pixels (the frame's aspect kept),
+# so every model and every report sees the same input size.
+EVAL_LONG_SIDE = 320
+
 
 @dataclass(frozen=True)
 class DepthMetrics:

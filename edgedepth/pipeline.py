@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .capture import ReadStatus, VideoSource
-from .errors import SourceError
+from .errors import InputError, SourceError
 
 if TYPE_CHECKING:
     from .estimator import DepthEstimator, DepthResult
@@ -61,6 +61,8 @@ class StreamPipeline:
     ) -> None:
         self.estimator = estimator
         self.source = source if isinstance(source, VideoSource) else VideoSource(source, **source_options)
+        if max_frames is not None and max_frames < 1:
+            raise InputError(f"max_frames={max_frames} must be a positive number of frames, or None for all")
         self.max_frames = max_frames
         self._stop = threading.Event()
         self._prepared: queue.Queue[Any] = queue.Queue(maxsize=queue_size)

@@ -33,6 +33,29 @@ class ResizePlan:
     pad_left: int
 
 
+def parse_dims(
+    text: str, option: str, lengths: tuple[int, ...] = (1, 2), example: str = "256x320"
+) -> tuple[int, ...]:
+    """Positive integers joined by ``x`` (``256x320``), as many as one of ``lengths``; the one parser of sizes
+    and shapes given as text. A bad value raises InputError naming ``option``."""
+    try:
+        parts = tuple(int(p) for p in text.lower().split("x"))
+    except ValueError:
+        parts = ()
+    if len(parts) not in lengths or min(parts) < 1:
+        counts = " or ".join(str(n) for n in lengths)
+        raise InputError(
+            f"{option} {text!r} is not {counts} positive integers joined by 'x' (e.g. {example})"
+        )
+    return parts
+
+
+def parse_hw(text: str, option: str) -> tuple[int, int]:
+    """``256x320`` (height x width) or ``256`` (square)."""
+    parts = parse_dims(text, option, (1, 2))
+    return parts[0], parts[-1]
+
+
 def round_to_multiple(value: float, multiple: int) -> int:
     """Nearest positive multiple of ``multiple``."""
     return max(multiple, round(value / multiple) * multiple)

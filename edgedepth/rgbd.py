@@ -84,7 +84,7 @@ def read_rgbd_frame(folder: str | Path) -> RGBDFrame:
             meta = json.loads((folder / "meta.json").read_text())
         except json.JSONDecodeError as exc:
             raise DataError(f"{folder / 'meta.json'}: invalid JSON ({exc})") from None
-    rgb_path = next((folder / n for n in ("rgb.png", "rgb.jpg") if (folder / n).is_file()), None)
+    rgb_path = rgb_file(folder)
     if rgb_path is None:
         raise DataError(f"{folder}: no rgb.png or rgb.jpg")
     bgr = cv2.imread(str(rgb_path), cv2.IMREAD_COLOR)
@@ -99,14 +99,28 @@ def read_rgbd_frame(folder: str | Path) -> RGBDFrame:
     return RGBDFrame(name=folder.name, bgr=bgr, depth_m=depth, meta=meta)
 
 
+RGB_NAMES = ("rgb.png", "rgb.jpg")
+
+
+def rgb_file(folder: Path) -> Path | None:
+    """A frame folder's colour image, or None when it has none."""
+    return next((folder / n for n in RGB_NAMES if (folder / n).is_file()), None)
+
+
+def frame_folders(root: str | Path) -> list[Path]:
+    """The sub-folders of ``root`` that hold a frame's colour image, sorted; [] for anything else."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and rgb_file(p) is not None)
+
+
 def list_rgbd_frames(root: str | Path) -> list[Path]:
     """The frame folders under ``root`` in sorted order; a missing or empty root raises DataError."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"RGB-D folder {root} does not exist")
-    frames = sorted(
-        p for p in root.iterdir() if p.is_dir() and any((p / n).is_file() for n in ("rgb.png", "rgb.jpg"))
-    )
+    frames = frame_folders(root)
     if not frames:
         raise DataError(f"RGB-D folder {root} holds no frame folders (each needs rgb.png and a depth file)")
     return frames

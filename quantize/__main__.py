@@ -16,26 +16,14 @@ import logging
 import sys
 
 from edgedepth.errors import AccuracyGateError, EdgeDepthError, InputError
+from edgedepth.preprocess import parse_hw
 
 from .calibration import DEFAULT_FRAMES, DEFAULT_MIN_FRAMES
-from .engine_cli import add_build_engine_parser
+from .engine_cli import add_build_engine_parser, argument_type
 from .gate import GateConfig, GateReport, default_report_path
 from .ptq import MODEL_TYPES, PRESETS, PTQSettings
 
 EXIT_GATE_FAILED = 3
-
-
-def parse_hw(text: str) -> tuple[int, int]:
-    """``256x320`` (height x width) or ``256`` (square)."""
-    try:
-        parts = [int(p) for p in text.lower().split("x")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HxW (e.g. 256x256)") from None
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HxW with positive sides (e.g. 256x256)")
-    return parts[0], parts[1]
 
 
 def add_gate_arguments(p: argparse.ArgumentParser) -> None:
@@ -102,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"refuse with fewer usable frames (default {DEFAULT_MIN_FRAMES})",
     )
     p.add_argument(
-        "--input-size", type=parse_hw, help="calibration input HxW (default: the spec's input size)"
+        "--input-size",
+        type=argument_type(lambda t: parse_hw(t, "--input-size")),
+        help="calibration input HxW (default: the spec's input size)",
     )
     p.add_argument("--preset", choices=PRESETS, default="performance")
     p.add_argument("--model-type", choices=MODEL_TYPES, default=PTQSettings.model_type)

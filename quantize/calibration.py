@@ -13,28 +13,21 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edgedepth.artifact import ModelSpec, file_sha256
-from edgedepth.capture import GLOB_CHARS, IMAGE_SUFFIXES, VideoSource, list_images
+from edgedepth.capture import GLOB_CHARS, IMAGE_SUFFIXES, SourceKind, VideoSource, list_images
 from edgedepth.errors import CalibrationError, EdgeDepthError, InputError, SourceError
 from edgedepth.imageio import load_image
 from edgedepth.preprocess import preprocess
+from edgedepth.rgbd import frame_folders, rgb_file
 
 DEFAULT_FRAMES = 300
 DEFAULT_MIN_FRAMES = 100
-RGB_NAMES = ("rgb.png", "rgb.jpg")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-
-
-class SourceKind(StrEnum):
-    IMAGES = "images"  # a folder or glob of image files, or one image file
-    VIDEO = "video"  # a video file; frames are sampled
-    RGBD = "rgbd"  # an RGB-D folder (one sub-folder per frame); only rgb.png is used
 
 
 @dataclass(frozen=True)
@@ -105,9 +98,8 @@ def resolve_sources(source: str | os.PathLike[str]) -> list[CalibrationSource]:
     name = os.fspath(source)
     path = Path(name)
     if path.is_dir():
-        frames = sorted(p for p in path.iterdir() if p.is_dir() and any((p / n).is_file() for n in RGB_NAMES))
-        if frames:
-            rgb = tuple(next(f / n for n in RGB_NAMES if (f / n).is_file()) for f in frames)
+        rgb = tuple(p for p in map(rgb_file, frame_folders(path)) if p is not None)
+        if rgb:
             return [CalibrationSource(name, SourceKind.RGBD, rgb)]
         files = sorted(p for p in path.iterdir() if p.is_file())
         images = tuple(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -136,7 +128,7 @@ def resolve_sources(source: str | os.PathLike[str]) -> list[CalibrationSource]:
 
 
 def video_source(name: str) -> CalibrationSource:
-    return CalibrationSource(name, SourceKind.VIDEO, (Path(name),), count_video_frames(Path(name)))
+    return CalibrationSource(name, SourceKind.FILE, (Path(name),), count_video_frames(Path(name)))
 
 
 def count_video_frames(path: Path) -> int:
@@ -168,17 +160,17 @@ def evenly_spaced(total: int, count: int) -> list[int]:
 
 def plan_calibration(sources: Sequence[CalibrationSource], num_frames: int) -> list[CalibrationItem]:
     """The frames to use: still images first (evenly subsampled if too many), then the videos' shares."""
-    stills = [CalibrationItem(s, f) for s in sources if s.kind is not SourceKind.VIDEO for f in s.files]
+    stills = [CalibrationItem(s, f) for s in sources if s.kind is not SourceKind.FILE for f in s.files]
     if len(stills) >= num_frames:
         return [stills[i] for i in evenly_spaced(len(stills), num_frames)]
     plan, budget = stills, num_frames - len(stills)
-    videos = sorted((s for s in sources if s.kind is SourceKind.VIDEO), key=lambda s: s.frame_count)
+    videos = sorted((s for s in sources if s.kind is SourceKind.FILE), key=lambda s: s.frame_count)
     shares: dict[int, int] = {}
     for position, video in enumerate(videos):  # shortest first, so unused shares pass to longer videos
         take = min(video.frame_count, -(-budget // (len(videos) - position)))
         shares[id(video)] = take
         budget -= take
-    for video in (s for s in sources if s.kind is SourceKind.VIDEO):
+    for video in (s for s in sources if s.kind is SourceKind.FILE):
         indices = evenly_spaced(video.frame_count, shares[id(video)])
         plan += [CalibrationItem(video, video.files[0], i) for i in indices]
     return plan
@@ -188,11 +180,11 @@ def iter_frames(plan: Sequence[CalibrationItem]) -> Iterator[tuple[CalibrationIt
     """Decode the planned frames in order as BGR uint8; an unreadable one comes back as None."""
     video_items: dict[Path, set[int]] = {}
     for item in plan:
-        if item.source.kind is SourceKind.VIDEO:
+        if item.source.kind is SourceKind.FILE:
             video_items.setdefault(item.path, set()).add(item.frame_index)
     decoded: dict[Path, dict[int, np.ndarray]] = {}
     for item in plan:
-        if item.source.kind is not SourceKind.VIDEO:
+        if item.source.kind is not SourceKind.FILE:
             try:
                 yield item, load_image(item.path)
             except InputError:
@@ -276,7 +268,7 @@ def gather_calibration(
     for item, bgr in iter_frames(plan):
         if bgr is None:
             where = f"{item.source.label(item.path)}" + (
-                f"#{item.frame_index}" if item.source.kind is SourceKind.VIDEO else ""
+                f"#{item.frame_index}" if item.source.kind is SourceKind.FILE else ""
             )
             skipped.append(where)
             continue

@@ -37,6 +37,7 @@ from edgedepth.errors import (
     ModelLoadError,
 )
 from edgedepth.imageio import atomic_write_bytes
+from edgedepth.preprocess import parse_dims
 
 from .calibration import DEFAULT_FRAMES, DEFAULT_MIN_FRAMES, CalibrationData, gather_calibration
 
@@ -48,30 +49,18 @@ if TYPE_CHECKING:
 CACHE_MAGIC = b"EDGEDEPTH-CAL\x00\x00\x01"
 JETSON_MEMORY_POOL_MIB = 1024  # workspace that leaves room for the app on 4-8 GB Jetsons
 DEFAULT_TIMING_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgedepth"
-PREPROCESSING_FIELDS = (
-    "resize_mode",
-    "interpolation",
-    "mean",
-    "std",
-    "color_order",
-    "size_multiple",
-    "input_name",
-)
 
 
 # -- optimization profiles ---------------------------------------------------------------------------
 def parse_shape(text: str) -> tuple[int, ...]:
     """``1x3x256x320`` (NCHW), ``1x256x320`` (N, H, W) or ``256x320`` (H, W; batch 1) -> an NCHW tuple."""
-    try:
-        parts = [int(p) for p in text.lower().split("x")]
-    except ValueError:
-        raise InputError(f"shape {text!r} is not NxCxHxW, NxHxW or HxW (e.g. 1x256x256)") from None
+    parts = list(parse_dims(text, "shape", (2, 3, 4), example="1x3x256x256"))
     if len(parts) == 2:
         parts = [1, *parts]
     if len(parts) == 3:
         parts = [parts[0], 3, parts[1], parts[2]]
-    if len(parts) != 4 or parts[1] != 3 or min(parts) < 1:
-        raise InputError(f"shape {text!r} is not NxCxHxW, NxHxW or HxW with 3 channels and positive sides")
+    if parts[1] != 3:
+        raise InputError(f"shape {text!r} is not NxCxHxW, NxHxW or HxW with 3 channels")
     return tuple(parts)
 
 
@@ -115,13 +104,8 @@ def calibration_binding(
     onnx_sha256: str, tensorrt_version: str, spec: ModelSpec, input_hw: tuple[int, int]
 ) -> dict[str, Any]:
     """What an implicit-INT8 calibration cache is valid for; any difference makes it unusable."""
-    preprocessing = {k: _plain(getattr(spec, k)) for k in PREPROCESSING_FIELDS}
-    preprocessing["input_hw"] = list(input_hw)
+    preprocessing = {**spec.preprocessing(), "input_hw": list(input_hw)}
     return {"onnx_sha256": onnx_sha256, "tensorrt_version": tensorrt_version, "preprocessing": preprocessing}
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else getattr(value, "value", value)
 
 
 def binding_differences(stored: Any, wanted: dict[str, Any]) -> list[str]:

@@ -7,7 +7,9 @@ TensorRT and pycuda but neither onnx nor NNCF.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from edgedepth.artifact import Precision
 from edgedepth.engine_file import HARDWARE_COMPATIBILITY
@@ -29,7 +31,9 @@ def add_build_engine_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="engine file (default: MODEL stem + .PRECISION.engine)")
     p.add_argument("--precision", choices=[m.value for m in Precision], default="fp16")
     for name in ("min", "opt", "max"):
-        p.add_argument(f"--{name}-shape", type=_shape, help=f"profile {name}: NxHxW or HxW (batch 1)")
+        p.add_argument(
+            f"--{name}-shape", type=argument_type(_shape), help=f"profile {name}: NxHxW or HxW (batch 1)"
+        )
     p.add_argument(
         "--memory-pool-mib",
         type=int,
@@ -55,13 +59,22 @@ def add_build_engine_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_build_engine)
 
 
+def argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type=`` that reports the parser's InputError as the usage error."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
 def _shape(text: str) -> tuple[int, ...]:
     from .engine import parse_shape
 
-    try:
-        return parse_shape(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse_shape(text)
 
 
 def cmd_build_engine(args: argparse.Namespace) -> int:

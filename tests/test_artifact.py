@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from edgedepth.artifact import ColorOrder, ModelSpec, Precision, ResizeMode
+from edgedepth.artifact import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ColorOrder,
+    Interpolation,
+    ModelSpec,
+    Precision,
+    read_spec,
+)
 from edgedepth.errors import ModelLoadError
 
 
@@ -12,6 +20,8 @@ def test_round_trip() -> None:
     spec = ModelSpec(
         name="x",
         input_size=(224, 320),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.5, 0.75),
         precision=Precision.INT8,
         color_order=ColorOrder.BGR,
         provenance={"a": "b"},
@@ -24,11 +34,24 @@ def test_missing_spec_is_a_clear_error() -> None:
         ModelSpec.from_metadata({"other": "1"}, source="m.onnx")
 
 
-def test_missing_name_names_the_key() -> None:
-    meta = ModelSpec(name="x").to_metadata()
-    del meta["edgedepth.name"]
-    with pytest.raises(ModelLoadError, match=r"edgedepth\.name"):
+X = ModelSpec(name="x", input_size=(256, 256), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+
+@pytest.mark.parametrize("key", ["name", "input_size", "mean", "std"])
+def test_a_missing_required_field_names_the_key(key: str) -> None:
+    """Input size, mean and std have no defaults: a guess would feed the model silently wrong values."""
+    meta = X.to_metadata()
+    del meta[f"edgedepth.{key}"]
+    with pytest.raises(ModelLoadError, match=rf"edgedepth\.{key} is missing"):
         ModelSpec.from_metadata(meta)
+    with pytest.raises(TypeError, match=key):
+        ModelSpec(
+            **{
+                k: v
+                for k, v in [("name", "x"), ("input_size", (256, 256)), ("mean", X.mean), ("std", X.std)]
+                if k != key
+            }
+        )
 
 
 @pytest.mark.parametrize(
@@ -41,20 +64,37 @@ def test_missing_name_names_the_key() -> None:
     ],
 )
 def test_invalid_values_name_the_key(key: str, value: str, match: str) -> None:
-    meta = ModelSpec(name="x").to_metadata()
+    meta = X.to_metadata()
     meta[key] = value
     with pytest.raises(ModelLoadError, match=match):
         ModelSpec.from_metadata(meta)
 
 
-def test_third_party_spec() -> None:
-    """A Depth Anything export: sides multiple of 14, ImageNet mean/std, stretch resize."""
-    spec = ModelSpec(
-        name="depth-anything-v2-small",
-        input_size=(518, 518),
-        size_multiple=14,
-        resize_mode=ResizeMode.STRETCH,
+def test_third_party_presets() -> None:
+    """Published preprocessing: Depth Anything V2 (multiples of 14, ImageNet mean/std, bicubic), overridable."""
+    spec = ModelSpec.preset("depth-anything-v2", output_name="predicted_depth")
+    assert (spec.input_size, spec.size_multiple, spec.interpolation) == ((518, 518), 14, Interpolation.CUBIC)
+    assert spec.mean == IMAGENET_MEAN and spec.std == IMAGENET_STD and spec.output_name == "predicted_depth"
+    assert (
+        ModelSpec.preset("distill-any-depth").preprocessing()
+        == ModelSpec.preset("depth-anything-v2").preprocessing()
     )
-    assert spec.input_size == (518, 518)
+    assert ModelSpec.preset("midas-small").size_multiple == 32
+    with pytest.raises(ValueError, match="depth-anything-v2"):
+        ModelSpec.preset("zoedepth")
     with pytest.raises(ValueError, match="multiples"):
-        ModelSpec(name="bad", input_size=(520, 518), size_multiple=14)
+        ModelSpec.preset("depth-anything-v2", input_size=(520, 518))
+
+
+def test_preprocessing_lists_what_feeds_the_model() -> None:
+    pre = X.preprocessing()
+    assert pre == {"resize_mode": "letterbox", "interpolation": "linear", "mean": [0.5] * 3, "std": [0.5] * 3,
+                   "color_order": "rgb", "size_multiple": 32, "input_name": "image"}  # fmt: skip
+    assert X.with_updates(precision=Precision.INT8, version="2").preprocessing() == pre
+
+
+def test_read_spec_reads_onnx_metadata(tmp_path) -> None:
+    from tests.tiny_models import make_tiny_depth_onnx, tiny_spec
+
+    path = make_tiny_depth_onnx(tmp_path / "m.onnx")
+    assert read_spec(path) == tiny_spec()

@@ -111,7 +111,7 @@ def test_normalisation_matches_runtime_preprocess(order: ColorOrder) -> None:
 
 
 def test_inverse_depth_and_mask() -> None:
-    spec = ModelSpec("t", input_size=(32, 32))
+    spec = ModelSpec("t", input_size=(32, 32), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     depth = np.full((32, 32), 2.0, dtype=np.float32)
     depth[0, 0], depth[0, 1], depth[0, 2] = 0.0, np.nan, np.inf
     bgr = np.zeros((32, 32, 3), dtype=np.uint8)
@@ -126,7 +126,7 @@ def test_inverse_depth_and_mask() -> None:
 
 
 def test_augmented_dataset_is_deterministic_per_epoch() -> None:
-    spec = ModelSpec("t", input_size=(32, 32))
+    spec = ModelSpec("t", input_size=(32, 32), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     base = [pattern_sample(), pattern_sample()]
     ds = AugmentedDataset(base, spec, augment_cfg=AugmentConfig(), seed=3)  # type: ignore[arg-type]
     again = AugmentedDataset(base, spec, augment_cfg=AugmentConfig(), seed=3)  # type: ignore[arg-type]

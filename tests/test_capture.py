@@ -112,6 +112,18 @@ def test_image_folder_and_glob_in_sorted_order_skipping_corrupt(tmp_path: Path) 
             assert source.stats.corrupt == 1 and source.frame_size == (W, H)
 
 
+def test_an_rgbd_folder_streams_its_colour_images_in_order(tmp_path: Path) -> None:
+    for i in reversed(range(4)):
+        frame = tmp_path / f"f{i:02d}"
+        frame.mkdir()
+        cv2.imwrite(str(frame / "rgb.png"), _grey(i * STEP))
+        cv2.imwrite(str(frame / "depth.png"), np.full((H, W), 9000, np.uint16))  # never read as a frame
+    (tmp_path / "README.txt").write_text("not a frame")
+    assert classify_source(tmp_path) is SourceKind.RGBD
+    with VideoSource(tmp_path) as source:
+        assert [_decoded_index(f.image) for f in source if f.image is not None] == list(range(4))
+
+
 # ---- live logic, driven by capture-like objects ------------------------------------------------------------
 class CounterCamera:
     """A synthetic camera at about 500 fps; each frame carries its sequence number in pixel (0, 0)."""

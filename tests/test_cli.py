@@ -69,6 +69,17 @@ def test_errors_exit_2_with_a_message(tmp_path: Path) -> None:
     assert done.returncode == 2 and "ftp://nowhere/x" in done.stderr
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_max_frames_must_be_positive(value: str) -> None:
+    done = run_cli("stream", "0", "--max-frames", value)
+    assert done.returncode == 2 and "positive integer" in done.stderr
+
+
+def test_precision_choices_list_what_ships() -> None:
+    done = run_cli("stream", "0", "--precision", "fp16")
+    assert done.returncode == 2 and "'fp32'" in done.stderr and "fp16" in done.stderr
+
+
 def test_ctrl_c_stops_a_stream_within_2_s(tmp_path: Path) -> None:
     """SIGINT (Ctrl-C) during a stream: the CLI reports and exits promptly, with its summary line."""
     import signal

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgedepth.artifact import ColorOrder, ModelSpec, ResizeMode
+from edgedepth.artifact import IMAGENET_MEAN, IMAGENET_STD, ColorOrder, ModelSpec, ResizeMode
 from edgedepth.cuda import KERNEL_SOURCE, KERNELS, kernel_params
 from edgedepth.preprocess import plan_resize, preprocess
 
@@ -81,7 +81,14 @@ def test_kernel_arithmetic_matches_the_cpu_reference(
     host_kernel: ctypes.CDLL, sh: int, sw: int, oh: int, ow: int, mode: ResizeMode, order: ColorOrder
 ) -> None:
     rng = np.random.default_rng(sh * 7919 + sw)
-    spec = ModelSpec(name="t", input_size=(oh, ow), resize_mode=mode, color_order=order, size_multiple=32)
+    spec = ModelSpec(
+        name="t",
+        input_size=(oh, ow),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        resize_mode=mode,
+        color_order=order,
+    )
     for _ in range(3):
         bgr = rng.integers(0, 256, (sh, sw, 3), dtype=np.uint8)
         reference, _ = preprocess(bgr, spec)
@@ -94,7 +101,7 @@ def test_kernel_reads_strided_frames(host_kernel: ctypes.CDLL) -> None:
     rng = np.random.default_rng(3)
     big = rng.integers(0, 256, (300, 500, 3), dtype=np.uint8)
     crop = big[10:250, 20:340]
-    spec = ModelSpec(name="t", input_size=(192, 256))
+    spec = ModelSpec(name="t", input_size=(192, 256), mean=IMAGENET_MEAN, std=IMAGENET_STD)
     reference, _ = preprocess(np.ascontiguousarray(crop), spec)
     assert np.abs(run_host_kernel(host_kernel, crop, spec, (192, 256)) - reference[0]).max() <= 1e-3
 
@@ -113,7 +120,7 @@ def test_gpu_kernel_matches_the_cpu_reference() -> None:
 
     from edgedepth.cuda.launcher import CudaPreprocessor
 
-    spec = ModelSpec(name="t", input_size=(256, 256))
+    spec = ModelSpec(name="t", input_size=(256, 256), mean=IMAGENET_MEAN, std=IMAGENET_STD)
     rng = np.random.default_rng(0)
     pre = CudaPreprocessor(spec, (1080, 1920))
     out = cuda.mem_alloc(3 * 256 * 256 * 4)

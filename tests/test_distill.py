@@ -21,8 +21,6 @@ from edgedepth_train.recipe import parse_recipe
 from edgedepth_train.trainer import StageData, Trainer
 from tests.tiny_models import make_tiny_depth_onnx, tiny_spec
 
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-
 
 @pytest.fixture(autouse=True)
 def _cache_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,18 +148,18 @@ def test_a_third_party_teacher_runs_through_its_spec_json(tmp_path: Path) -> Non
     del model.metadata_props[:]
     onnx.save(model, str(path))
     spec = {
+        "preset": "depth-anything-v2",
         "name": "third-party",
         "input_size": [28, 28],
-        "size_multiple": 14,
-        "dynamic_shape": True,
         "output_kind": "depth",
-        **IMAGENET,
+        "output_name": "inverse_depth",
+        "confidence_name": "confidence",
     }
     (tmp_path / "third.json").write_text(json.dumps(spec))
     with pytest.raises(Exception, match="spec"):
         Teacher(path)  # no metadata and no spec
     teacher = Teacher(path, spec=tmp_path / "third.json")
-    assert teacher.spec.size_multiple == 14 and teacher.spec.mean == tuple(IMAGENET["mean"])
+    assert teacher.spec.size_multiple == 14 and teacher.spec.mean == (0.485, 0.456, 0.406)
     image = np.full((50, 70, 3), 120, np.uint8)
     raw = teacher.estimator.predict(image).inverse_depth
     assert np.allclose(teacher.predict(image), 1.0 / np.maximum(raw, 1e-6))  # depth output inverted

@@ -99,7 +99,7 @@ def test_calibration_cache_round_trips_when_bound_to_the_same_things(tmp_path: P
     [
         ({"sha": "b" * 64}, "onnx_sha256"),
         ({"trt": "10.4.0.26"}, "tensorrt_version"),
-        ({"mean": (0.5, 0.5, 0.5)}, "preprocessing mean"),
+        ({"mean": (0.4, 0.4, 0.4)}, "preprocessing mean"),
         ({"resize_mode": "stretch"}, "preprocessing resize_mode"),
         ({"hw": (192, 256)}, "preprocessing input_hw"),
     ],

@@ -126,7 +126,9 @@ def test_third_party_model_needs_an_explicit_spec(tmp_path: Path) -> None:
     onnx.save(proto, str(path))
     with pytest.raises(ModelLoadError, match="spec"):
         DepthEstimator(path)
-    spec = ModelSpec(name="third-party", input_size=(28, 28), size_multiple=14, dynamic_shape=True)
+    spec = ModelSpec.preset(
+        "depth-anything-v2", input_size=(28, 28), output_name="inverse_depth", confidence_name="confidence"
+    )
     with DepthEstimator(path, spec=spec) as est:
         assert est.predict(np.zeros((50, 70, 3), np.uint8)).inverse_depth.shape == (50, 70)
         assert est.input_hw((50, 70)) == (14, 28)  # aspect kept at the long side, multiples of 14

@@ -106,8 +106,8 @@ def test_calibration_goes_through_the_runtime_preprocessing(fp32_model: Path, da
     calib = gather_calibration([data["images"], data["video"]], spec, num_frames=12, min_frames=4)
     assert len(calib) == 12 and calib.input_hw == (64, 64) and not calib.skipped
     kinds = [item.source.kind.value for item in calib.items]
-    assert kinds.count("images") == 8 and kinds.count("video") == 4  # stills in full, then the video's share
-    assert [i.frame_index for i in calib.items if i.source.kind.value == "video"] == evenly_spaced(20, 4)
+    assert kinds.count("images") == 8 and kinds.count("file") == 4  # stills in full, then the video's share
+    assert [i.frame_index for i in calib.items if i.source.kind.value == "file"] == evenly_spaced(20, 4)
     first = calib.items[0]
     np.testing.assert_array_equal(calib.inputs[0], preprocess(load_image(first.path), spec, (64, 64))[0])
     again = gather_calibration([data["images"], data["video"]], spec, num_frames=12, min_frames=4)
@@ -146,7 +146,7 @@ def test_corrupt_images_are_skipped_and_counted(
 def test_real_data_plan(images_dir: Path, video_dir: Path) -> None:
     # A folder of videos becomes one source per video.
     sources = [*resolve_sources(images_dir), *resolve_sources(video_dir)]
-    assert [s.kind.value for s in sources] == ["images"] + ["video"] * 5
+    assert [s.kind.value for s in sources] == ["images"] + ["file"] * 5
     plan = plan_calibration(sources, 300)
     assert len(plan) == 300
     assert sum(item.source.kind.value == "images" for item in plan) == len(sources[0].files)

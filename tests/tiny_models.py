@@ -25,7 +25,14 @@ def tiny_weights(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def tiny_spec(dynamic: bool = True, **changes: object) -> ModelSpec:
     """The spec the tiny model carries in its metadata."""
-    spec = ModelSpec(name="tiny-depth", input_size=TINY_INPUT_SIZE, size_multiple=8, dynamic_shape=dynamic)
+    spec = ModelSpec(
+        name="tiny-depth",
+        input_size=TINY_INPUT_SIZE,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        size_multiple=8,
+        dynamic_shape=dynamic,
+    )
     return spec.with_updates(**changes) if changes else spec
 
 

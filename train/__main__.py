@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from edgedepth.errors import EdgeDepthError
+from edgedepth.metrics import EVAL_LONG_SIDE
 
 SCENE_KINDS = ("furniture",)
 
@@ -102,7 +103,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         from .export import model_spec
 
         model = load_trained(args.checkpoint, args.model)
-        predict, spec = torch_predictor(model), model_spec(model, (256, 256), True, {})
+        predict, spec = torch_predictor(model), model_spec(model)
     results = {}
     for root in args.data:
         rows = evaluate_folder(predict, root, spec, args.long_side)
@@ -175,7 +176,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         "torch": torch.__version__,
         **dict(kv.split("=", 1) for kv in args.provenance),
     }
-    size = (args.size[0], args.size[1])
+    size = (args.size[0], args.size[1]) if args.size else model.cfg.input_size
     spec = export_onnx(model, args.out, size, dynamic=not args.static, provenance=provenance)
     sizes = [size] if args.static else [size, (192, 320), (480, 640)]
     parity = verify_parity(model, args.out, sizes)
@@ -203,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--onnx")
     p.add_argument("--model", help="model name, when the checkpoint header lacks it")
     p.add_argument("--data", nargs="+", default=["../shared/data/rgbd"])
-    p.add_argument("--long-side", type=int, default=320)
+    p.add_argument(
+        "--long-side", type=int, default=EVAL_LONG_SIDE, help="input's longer side (protocol: 320)"
+    )
     p.add_argument("--per-frame", action="store_true", help="also print every frame's scores")
     p.add_argument("--json", help="write the per-group report to this JSON file")
     p.set_defaults(func=cmd_eval)
@@ -249,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--model")
     p.add_argument("--out", required=True)
-    p.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="input size (default: the model's)")
     p.add_argument("--static", action="store_true", help="fixed input size instead of dynamic axes")
     p.add_argument("--training-note", default="")
     p.add_argument(

@@ -49,8 +49,9 @@ def cache_root() -> Path:
 def load_spec_json(path: str | Path) -> ModelSpec:
     """A ModelSpec from a JSON object of its fields, for third-party teachers without edgedepth metadata.
 
-    Example: ``{"name": "dav2-vitb", "input_size": [518, 518], "size_multiple": 14, "dynamic_shape": true,
-    "output_name": "depth", "confidence_name": null}`` (other fields keep their defaults).
+    ``"preset"`` starts from a published preprocessing (``ModelSpec.preset``), e.g.
+    ``{"preset": "depth-anything-v2", "output_name": "depth"}``; otherwise name, input_size, mean and std
+    are required, and the other fields keep their defaults.
     """
     try:
         fields = json.loads(Path(path).read_text())
@@ -59,6 +60,11 @@ def load_spec_json(path: str | Path) -> ModelSpec:
     if not isinstance(fields, dict):
         raise DistillError(f"teacher spec {path}: expected a JSON object of ModelSpec fields")
     metadata = {KEY_PREFIX + "spec_format": SPEC_FORMAT}
+    if "preset" in fields:
+        try:
+            metadata.update(ModelSpec.preset(str(fields.pop("preset"))).to_metadata())
+        except ValueError as exc:
+            raise DistillError(f"teacher spec {path}: {exc}") from None
     metadata.update({KEY_PREFIX + k: json.dumps(v) for k, v in fields.items()})
     return ModelSpec.from_metadata(metadata, source=str(path))
 
@@ -71,7 +77,7 @@ def export_checkpoint(checkpoint: Path, sha256: str) -> Path:
         from .export import export_onnx
 
         model = load_trained(checkpoint)
-        export_onnx(model, out, (256, 256), dynamic=True, provenance={"checkpoint": checkpoint.name})
+        export_onnx(model, out, dynamic=True, provenance={"checkpoint": checkpoint.name})
     return out
 
 

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from edgedepth.artifact import ModelSpec
-from edgedepth.metrics import DepthMetrics, GroupReport, depth_metrics, ground_plane_prior, group_report
+from edgedepth.metrics import (
+    EVAL_LONG_SIDE,
+    DepthMetrics,
+    GroupReport,
+    depth_metrics,
+    ground_plane_prior,
+    group_report,
+)
 from edgedepth.preprocess import model_input_hw, preprocess, unpad_and_resize
 from edgedepth.rgbd import iter_rgbd
 
@@ -55,7 +62,7 @@ def onnx_predictor(path: str | Path) -> Predictor:
 
 
 def evaluate_folder(
-    predict: Predictor, root: str | Path, spec: ModelSpec, long_side: int | None = 320
+    predict: Predictor, root: str | Path, spec: ModelSpec, long_side: int | None = EVAL_LONG_SIDE
 ) -> list[FrameScore]:
     """Score every frame of an RGB-D folder; ``long_side`` sets the input size of dynamic-shape models."""
     rows = []

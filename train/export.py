@@ -24,18 +24,22 @@ OPSET = 18
 
 
 def model_spec(
-    model: EfficientDepth, input_size: tuple[int, int], dynamic: bool, provenance: dict[str, str]
+    model: EfficientDepth,
+    input_size: tuple[int, int] | None = None,
+    dynamic: bool = True,
+    provenance: dict[str, str] | None = None,
 ) -> ModelSpec:
-    """The spec the runtime reads back: everything derives from the model's config."""
+    """The spec the runtime reads back: everything derives from the model's config (``input_size`` too,
+    unless given)."""
     cfg = model.cfg
     return ModelSpec(
         name=cfg.name,
-        input_size=input_size,
+        input_size=input_size or cfg.input_size,
         size_multiple=cfg.size_multiple,
         dynamic_shape=dynamic,
         mean=cfg.mean,
         std=cfg.std,
-        provenance=provenance,
+        provenance=dict(provenance or {}),
     )
 
 
@@ -51,13 +55,15 @@ def strip_debug_metadata(proto: onnx.ModelProto) -> None:
 def export_onnx(
     model: EfficientDepth,
     path: str | Path,
-    input_size: tuple[int, int] = (256, 256),
+    input_size: tuple[int, int] | None = None,
     dynamic: bool = True,
     provenance: dict[str, str] | None = None,
 ) -> ModelSpec:
-    """Export ``model`` to ``path`` (atomically), embed its spec, and run ``onnx.checker``."""
+    """Export ``model`` to ``path`` (atomically), embed its spec, and run ``onnx.checker``. The input size
+    defaults to the model config's."""
     path = Path(path)
-    spec = model_spec(model, input_size, dynamic, dict(provenance or {}))
+    spec = model_spec(model, input_size, dynamic, provenance)
+    input_size = spec.input_size
     wrapper = DepthReadout(model).eval()
     example = torch.zeros(2 if dynamic else 1, 3, *input_size)  # size-1 axes get specialised by torch.export
     dynamic_shapes = None

@@ -91,7 +91,7 @@ class Recipe:
     workers: int = 2
     threads: int = 2
     checkpoint_every: int = 250
-    export_size: tuple[int, int] = (256, 256)
+    export_size: tuple[int, int] | None = None  # None: the model config's input size
     sha256: str = field(default="", compare=False)
 
     def stage_start(self, stage_index: int) -> int:

@@ -208,7 +208,7 @@ class Trainer:
             self.model.load_state_dict(load_model_weights(Path(recipe.init).expanduser()))
         if recipe.freeze_encoder_bn is not None and hasattr(self.model.encoder, "freeze_bn"):
             self.model.encoder.freeze_bn = recipe.freeze_encoder_bn
-        self.spec = model_spec(self.model, recipe.export_size, True, {})
+        self.spec = model_spec(self.model, recipe.export_size)
         self.stage_index, self.step = 0, 0  # step within the stage
         self.images_per_s = 0.0
 

@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from edgedepth.artifact import ColorOrder, ModelSpec, ResizeMode  # noqa: E402
+from edgedepth.embedded import DEMO_CLIP  # noqa: E402
 from edgedepth.preprocess import plan_resize, preprocess  # noqa: E402
 
 TOLERANCE = {"fp32": 1e-3, "fp16": 4e-3}  # fp16 output: half a unit in the last place near |x| = 2.6
-DEMO_CLIP = ROOT / "edgedepth" / "data" / "demo.mp4"
 
 
 def demo_frames(count: int) -> list[np.ndarray]:
@@ -53,8 +53,16 @@ def demo_frames(count: int) -> list[np.ndarray]:
 def kernel_cases(quick: bool) -> list[tuple[str, np.ndarray, ModelSpec, str]]:
     rng = np.random.default_rng(0)
     letterbox = ModelSpec(name="lb", input_size=(256, 256), mean=(0.5,) * 3, std=(0.5,) * 3)
-    stretch = ModelSpec(name="st", input_size=(512, 512), resize_mode=ResizeMode.STRETCH)
-    bgr_order = ModelSpec(name="bgr", input_size=(192, 256), color_order=ColorOrder.BGR)
+    stretch = ModelSpec.preset(
+        "midas-small", name="st", input_size=(512, 512), resize_mode=ResizeMode.STRETCH
+    )
+    bgr_order = ModelSpec(
+        name="bgr",
+        input_size=(192, 256),
+        mean=(0.4, 0.5, 0.6),
+        std=(0.2, 0.25, 0.3),
+        color_order=ColorOrder.BGR,
+    )
     cases: list[tuple[str, np.ndarray, ModelSpec, str]] = []
     for i, frame in enumerate(demo_frames(2 if quick else 4)):
         cases.append(
@@ -99,7 +107,7 @@ def check_graph(cuda: Any) -> dict[str, Any]:
     from edgedepth.cuda.graph import CudaGraph
     from edgedepth.cuda.launcher import CudaPreprocessor
 
-    spec = ModelSpec(name="g", input_size=(256, 256))
+    spec = ModelSpec(name="g", input_size=(256, 256), mean=(0.5,) * 3, std=(0.5,) * 3)
     a = demo_frames(1)[0]
     b = np.ascontiguousarray(a[::-1])  # another frame of the same size
     pre = CudaPreprocessor(spec, a.shape[:2])

@@ -50,3 +50,7 @@ class ModelConfig:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     size_multiple: int = 32
+    input_size: tuple[int, int] = (
+        256,
+        256,
+    )  # the exported spec's size; export, eval and recipes default to it
