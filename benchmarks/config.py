@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgedepth.artifact import ModelSpec, Precision, parse_enum, read_spec
-from edgedepth.backends.base import BACKENDS, BackendKind, available_backends
+from edgedepth.backends import BACKENDS, BackendKind, available_backends
 from edgedepth.embedded import DEMO_CLIP, default_model_path
 from edgedepth.errors import InputError, choices
 from edgedepth.preprocess import parse_hw

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edgedepth.backends.base import BackendKind
+from edgedepth.backends import BackendKind
 
 from .memory import rss_mb
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgedepth.artifact import ModelSpec, Precision, read_onnx_spec
-from edgedepth.backends.base import Backend, BackendKind, BackendOptions, open_backend
+from edgedepth.backends import Backend, BackendKind, BackendOptions, open_backend
 from edgedepth.preprocess import preprocess
 
 from .config import BenchmarkConfig, ModelEntry

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgedepth.artifact import read_onnx_spec
-from edgedepth.backends.base import BackendKind, BackendOptions, backend_status, open_backend
+from edgedepth.backends import BackendKind, BackendOptions, backend_status, open_backend
 
 from .memory import TegrastatsSampler, open_cuda_memory, peak_rss_mb, reset_peak_rss, rss_mb
 

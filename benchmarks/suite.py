@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 
 from edgedepth.artifact import file_sha256
-from edgedepth.backends.base import BackendKind
+from edgedepth.backends import BackendKind
 from edgedepth.errors import EdgeDepthError
 
 from .config import BenchmarkConfig, ModelEntry

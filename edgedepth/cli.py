@@ -112,7 +112,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .backends.base import available_backends
+    from .backends import available_backends
 
     print(f"edgedepth {__version__}")
     print("backends:")

@@ -110,6 +110,7 @@ class EngineHeader:
     plan_sha256: str = ""
     plan_size: int = 0
     edgedepth_version: str = ""
+    build_command: tuple[str, ...] = ()  # the command line that built it (without -o), for rebuilding
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,6 +127,7 @@ class EngineHeader:
             "plan_sha256": self.plan_sha256,
             "plan_size": self.plan_size,
             "edgedepth_version": self.edgedepth_version,
+            "build_command": list(self.build_command),
         }
 
     @classmethod
@@ -155,6 +157,9 @@ class EngineHeader:
             profile_data = get("profile", dict)
             profile = ShapeProfile(*(tuple(profile_data[k]) for k in ("min", "opt", "max")))
             flags = BuildFlags(**get("flags", dict))
+            command = data.get("build_command", [])  # absent from headers of earlier builds
+            if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+                raise ValueError(f"build_command {command!r} is not a list of strings")
         except (ValueError, KeyError, TypeError, InvalidVersion) as exc:
             raise ModelLoadError(f"{source}: the engine header is invalid: {exc}") from None
         return cls(
@@ -170,6 +175,7 @@ class EngineHeader:
             plan_sha256=get("plan_sha256", str),
             plan_size=get("plan_size", int),
             edgedepth_version=get("edgedepth_version", str),
+            build_command=tuple(command),
         )
 
 
@@ -251,34 +257,16 @@ def read_engine(path: str | Path, verify: bool = True) -> tuple[EngineHeader, by
 
 
 def rebuild_command(header: EngineHeader, engine_path: str | Path) -> str:
-    """The ``edgedepth build-engine`` command that rebuilds this engine on the current machine."""
-    f = header.flags
-    args = [
+    """The command that rebuilds this engine on the current machine: the builder's own command line, as it
+    recorded it in the header (``build_command``), writing to ``engine_path``."""
+    command = list(header.build_command) or [
         "edgedepth",
         "build-engine",
         header.onnx_name,
         "--precision",
         header.precision.value,
-        "--min-shape",
-        "x".join(map(str, header.profile.min)),
-        "--opt-shape",
-        "x".join(map(str, header.profile.opt)),
-        "--max-shape",
-        "x".join(map(str, header.profile.max)),
-        "--memory-pool-mib",
-        str(f.memory_pool_mib),
-        "-o",
-        str(engine_path),
     ]
-    if f.int8_mode == "calibrator":
-        args += ["--calibration", "CALIBRATION_IMAGES_OR_VIDEO"]
-    if f.version_compatible:
-        args.append("--version-compatible")
-    if f.hardware_compatibility != "none":
-        args += ["--hardware-compatibility", f.hardware_compatibility]
-    if f.dla_core is not None:
-        args += ["--dla-core", str(f.dla_core)] + ([] if f.gpu_fallback else ["--no-gpu-fallback"])
-    return shlex.join(args)
+    return shlex.join([*command, "-o", str(engine_path)])
 
 
 def compatibility_problems(

@@ -14,42 +14,22 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .artifact import Interpolation, ModelSpec, Precision, parse_enum, read_spec
-from .backends.base import Backend, BackendKind, BackendOptions, FrameRunner, open_backend
+from .backends.base import Backend, BackendKind, BackendOptions, FrameRunner
+from .backends.registry import open_backend
 from .errors import InputError, ModelLoadError
 from .imageio import as_bgr_image
-from .preprocess import ResizePlan, model_input_hw, preprocess, unpad_and_resize
+from .pipeline import StreamPipeline
+from .preprocess import ResizePlan, model_input_hw
+from .staging import DepthResult, FrameStager
 
 MODEL_SUFFIXES = (".onnx", ".engine")
-
-
-@dataclass(frozen=True)
-class DepthResult:
-    """One prediction at the input image's resolution.
-
-    ``inverse_depth`` is relative (affine-invariant): larger means nearer; align a scale and shift to
-    metric data to get depth. ``confidence`` is the weight of the chosen mixture component, in [0, 1]
-    (all ones for models without a confidence output).
-    """
-
-    inverse_depth: np.ndarray
-    confidence: np.ndarray
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-    def colorize(
-        self, cmap: str = "turbo", invert: bool = False, value_range: tuple[float, float] | None = None
-    ) -> np.ndarray:
-        """The inverse depth as a BGR uint8 image (near is warm with turbo)."""
-        from .postprocess import colorize
-
-        return colorize(self.inverse_depth, cmap=cmap, invert=invert, value_range=value_range)
 
 
 def resolve_model_path(model: str | Path | None, precision: Precision) -> Path:
@@ -120,6 +100,7 @@ class DepthEstimator:
             and self.spec.interpolation is Interpolation.LINEAR  # the kernel is bilinear
             else None
         )
+        self._stager = FrameStager(self._backend, self.spec, self._load, self.input_hw, self._frame_runner)
         self._closed = False
         self._lock = threading.Lock()
 
@@ -144,26 +125,7 @@ class DepthEstimator:
     # -- prediction -------------------------------------------------------------------------------------
     def prepare(self, image: np.ndarray | str | Path) -> tuple[np.ndarray, np.ndarray, ResizePlan]:
         """Validate and convert an image, then preprocess it: (BGR frame, model input, plan)."""
-        bgr = self._load(image)
-        x, plan = preprocess(bgr, self.spec, self.input_hw(bgr.shape[:2]))
-        return bgr, x, plan
-
-    def _stage(self, image: Any) -> tuple[np.ndarray, np.ndarray | None, ResizePlan | None]:
-        """Load, then preprocess on the CPU unless the backend does it on its device: (BGR, input, plan)."""
-        if self._frame_runner is not None:
-            return self._load(image), None, None
-        return self.prepare(image)
-
-    def _infer_staged(
-        self, bgr: np.ndarray, x: np.ndarray | None, plan: ResizePlan | None
-    ) -> tuple[dict[str, np.ndarray], ResizePlan]:
-        """Run what ``_stage`` produced; without a CPU input the fused CUDA kernel preprocesses ``bgr``."""
-        if x is not None and plan is not None:
-            return self._backend.infer(x), plan
-        if self._frame_runner is None:
-            raise InputError("internal: a staged frame without model input needs device preprocessing")
-        outputs, (device_plan,) = self._frame_runner.infer_frames([bgr], self.input_hw(bgr.shape[:2]))
-        return outputs, device_plan
+        return self._stager.prepare(image)
 
     def _load(self, image: np.ndarray | str | Path) -> np.ndarray:
         if self.max_pixels is None:
@@ -173,18 +135,7 @@ class DepthEstimator:
     def predict(self, image: np.ndarray | str | Path) -> DepthResult:
         """Inverse depth and confidence for one image (ndarray in BGR by default, or a path)."""
         self._check_open()
-        t0 = time.perf_counter()
-        bgr, x, plan = self._stage(image)
-        t1 = time.perf_counter()
-        outputs, plan = self._infer_staged(bgr, x, plan)
-        t2 = time.perf_counter()
-        result = self._finish(outputs, 0, plan)
-        t3 = time.perf_counter()
-        return DepthResult(
-            result.inverse_depth,
-            result.confidence,
-            {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3},
-        )
+        return self._stager.run(self._stager.stage(image))
 
     def predict_batch(self, images: Sequence[np.ndarray | str | Path]) -> list[DepthResult]:
         """Predict several images; those sharing an input size run as one batch when the model allows it."""
@@ -202,28 +153,17 @@ class DepthEstimator:
                 outputs = self._backend.infer(np.concatenate([prepared[i][1] for i in chunk]))
                 infer_ms = (time.perf_counter() - t0) * 1e3 / len(chunk)
                 for j, i in enumerate(chunk):
-                    r = self._finish(outputs, j, prepared[i][2])
-                    results[i] = DepthResult(r.inverse_depth, r.confidence, {"infer": infer_ms})
+                    results[i] = self._stager.finish(outputs, j, prepared[i][2], {"infer": infer_ms})
         return [r for r in results if r is not None]
 
-    def _finish(self, outputs: dict[str, np.ndarray], index: int, plan: ResizePlan) -> DepthResult:
-        inv = unpad_and_resize(outputs[self.spec.output_name][index, 0], plan)
-        conf_name = self.spec.confidence_name
-        if conf_name and conf_name in outputs:
-            conf = np.clip(unpad_and_resize(outputs[conf_name][index, 0], plan), 0.0, 1.0)
-        else:
-            conf = np.ones_like(inv)
-        return DepthResult(inv, conf)
-
-    def stream(self, source: Any, **options: Any) -> Iterator[tuple[np.ndarray, DepthResult]]:
+    def stream(self, source: Any, **options: Any) -> StreamPipeline:
         """Iterate ``(frame, result)`` over a camera, file, folder, URL or pipeline (see VideoSource).
 
         Capture, inference and the caller's loop body run in separate threads joined by bounded queues.
-        Statistics are on the returned iterator's ``stats`` after (or during) the loop.
+        Statistics are on the returned pipeline's ``stats`` after (or during) the loop.
         """
-        from .pipeline import StreamPipeline
-
-        return StreamPipeline(self, source, **options)
+        self._check_open()
+        return StreamPipeline(self._stager, source, **options)
 
     # -- lifetime ---------------------------------------------------------------------------------------
     def _check_open(self) -> None:

@@ -14,15 +14,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .capture import ReadStatus, VideoSource
 from .errors import InputError, SourceError
-
-if TYPE_CHECKING:
-    from .estimator import DepthEstimator, DepthResult
+from .staging import DepthResult, FrameStager
 
 POLL_S = 0.05  # how often blocked threads look at the stop flag: Ctrl-C stops the pipeline well within 2 s
 
@@ -48,18 +46,21 @@ class _End:
 
 
 class StreamPipeline:
-    """Iterator of ``(frame, DepthResult)``; also a context manager. ``max_frames`` stops early."""
+    """Iterator of ``(frame, DepthResult)``; also a context manager. ``max_frames`` stops early.
+
+    Made by ``DepthEstimator.stream``; ``stager`` is the estimator's (see ``edgedepth.staging``).
+    """
 
     def __init__(
         self,
-        estimator: DepthEstimator,
+        stager: FrameStager,
         source: Any,
         *,
         max_frames: int | None = None,
         queue_size: int = 2,
         **source_options: Any,
     ) -> None:
-        self.estimator = estimator
+        self.stager = stager
         self.source = source if isinstance(source, VideoSource) else VideoSource(source, **source_options)
         if max_frames is not None and max_frames < 1:
             raise InputError(f"max_frames={max_frames} must be a positive number of frames, or None for all")
@@ -101,18 +102,13 @@ class StreamPipeline:
                     break
                 if frame.status is ReadStatus.ERROR:
                     raise SourceError(f"{self.source.uri}: {frame.error or 'read failed'}")
-                t0 = time.perf_counter()
-                bgr, x, plan = self.estimator._stage(frame.image)
-                pre_ms = (time.perf_counter() - t0) * 1e3
-                if not self._put(self._prepared, (bgr, x, plan, pre_ms, frame.timestamp_s)):
+                if not self._put(self._prepared, (self.stager.stage(frame.image), frame.timestamp_s)):
                     return
             self._put(self._prepared, _End())
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._put(self._prepared, _End(exc))
 
     def _infer_loop(self) -> None:
-        from .estimator import DepthResult
-
         while not self._stop.is_set():
             try:
                 item = self._prepared.get(timeout=POLL_S)
@@ -121,18 +117,13 @@ class StreamPipeline:
             if isinstance(item, _End):
                 self._put(self._results, item)
                 return
-            bgr, x, plan, pre_ms, captured_s = item
+            staged, captured_s = item
             try:
-                t0 = time.perf_counter()
-                outputs, plan = self.estimator._infer_staged(bgr, x, plan)
-                t1 = time.perf_counter()
-                r = self.estimator._finish(outputs, 0, plan)
-                t2 = time.perf_counter()
+                result = self.stager.run(staged)
             except BaseException as exc:
                 self._put(self._results, _End(exc))
                 return
-            timings = {"preprocess": pre_ms, "infer": (t1 - t0) * 1e3, "postprocess": (t2 - t1) * 1e3}
-            self._put(self._results, (bgr, DepthResult(r.inverse_depth, r.confidence, timings), captured_s))
+            self._put(self._results, (staged.bgr, result, captured_s))
 
     # -- the consumer side ------------------------------------------------------------------------------
     def __iter__(self) -> StreamPipeline:

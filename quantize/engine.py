@@ -51,6 +51,51 @@ JETSON_MEMORY_POOL_MIB = 1024  # workspace that leaves room for the app on 4-8 G
 DEFAULT_TIMING_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgedepth"
 
 
+# -- what differs between TensorRT releases for the builder ------------------------------------------
+def network_flags(api: TensorRTApi) -> int:
+    """8.x needs the EXPLICIT_BATCH network flag for ONNX models; 10.x is always explicit and deprecates it."""
+    if api.version.major >= 10:
+        return 0
+    return 1 << int(api.module.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+
+
+def has_implicit_int8(api: TensorRTApi) -> bool:
+    """Implicit INT8 calibration (``IInt8EntropyCalibrator2``) is deprecated from 10.1 and absent later."""
+    return hasattr(api.module, "IInt8EntropyCalibrator2")
+
+
+def build_command(
+    onnx_name: str, precision: Precision, profile: ShapeProfile, flags: BuildFlags
+) -> tuple[str, ...]:
+    """The ``edgedepth build-engine`` command line (without ``-o``) that builds an engine like this one;
+    recorded in the engine's header so that a mismatch can print how to rebuild it."""
+    f = flags
+    args = [
+        "edgedepth",
+        "build-engine",
+        onnx_name,
+        "--precision",
+        precision.value,
+        "--min-shape",
+        "x".join(map(str, profile.min)),
+        "--opt-shape",
+        "x".join(map(str, profile.opt)),
+        "--max-shape",
+        "x".join(map(str, profile.max)),
+        "--memory-pool-mib",
+        str(f.memory_pool_mib),
+    ]
+    if f.int8_mode == "calibrator":
+        args += ["--calibration", "CALIBRATION_IMAGES_OR_VIDEO"]
+    if f.version_compatible:
+        args.append("--version-compatible")
+    if f.hardware_compatibility != "none":
+        args += ["--hardware-compatibility", f.hardware_compatibility]
+    if f.dla_core is not None:
+        args += ["--dla-core", str(f.dla_core)] + ([] if f.gpu_fallback else ["--no-gpu-fallback"])
+    return tuple(args)
+
+
 # -- optimization profiles ---------------------------------------------------------------------------
 def parse_shape(text: str) -> tuple[int, ...]:
     """``1x3x256x320`` (NCHW), ``1x256x320`` (N, H, W) or ``256x320`` (H, W; batch 1) -> an NCHW tuple."""
@@ -269,7 +314,7 @@ def build_engine(
     try:
         logger = trt.Logger(trt.Logger.WARNING)
         builder = trt.Builder(logger)
-        network = builder.create_network(api.network_flags())
+        network = builder.create_network(network_flags(api))
         parser = trt.OnnxParser(network, logger)
         if not parser.parse_from_file(str(onnx_path)):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -327,6 +372,7 @@ def build_engine(
             onnx_name=onnx_path.name,
             flags=flags,
             edgedepth_version=__version__,
+            build_command=build_command(onnx_path.name, precision, profile, flags),
         )
         return write_engine(output, header, memoryview(plan))
     finally:
@@ -345,7 +391,7 @@ def _attach_calibrator(
     api: TensorRTApi,
     log: Callable[[str], object],
 ) -> None:
-    if not api.has_implicit_int8:
+    if not has_implicit_int8(api):
         raise InputError(
             f"TensorRT {api.version} has no implicit INT8 calibration; build from the QDQ ONNX that "
             "`edgedepth-quantize int8` writes instead"

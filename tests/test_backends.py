@@ -14,7 +14,7 @@ from tiny_models import make_tiny_depth_onnx, tiny_depth_reference, tiny_spec
 import edgedepth
 from edgedepth.artifact import ModelSpec, Precision, read_onnx_spec
 from edgedepth.backends import (
-    AUTO_PREFERENCE,
+    AUTO_ORDER,
     BACKENDS,
     Backend,
     BackendKind,
@@ -26,7 +26,7 @@ from edgedepth.backends import (
 from edgedepth.errors import BackendUnavailableError, InputError, ModelLoadError
 
 CPU_KINDS = ("onnxruntime", "openvino")
-TRT_INSTALL = "pip install edgedepth[tensorrt] (on Jetson: JetPack's TensorRT)"
+TRT_INSTALL = "pip install edgedepth[tensorrt] (on Jetson: JetPack's TensorRT"
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +101,8 @@ def test_auto_picks_openvino_and_explains_every_kind(tiny_onnx: Path, spec: Mode
     backend.close()
 
 
-def test_auto_precision_table_and_cuda_device(tiny_onnx: Path, spec: ModelSpec) -> None:
-    assert set(AUTO_PREFERENCE) == set(Precision)
+def test_auto_order_and_cuda_device(tiny_onnx: Path, spec: ModelSpec) -> None:
+    assert AUTO_ORDER == (BackendKind.TENSORRT, BackendKind.OPENVINO, BackendKind.ONNXRUNTIME)
     # device='cuda' is not an OpenVINO device, and this machine's onnxruntime has no CUDA provider.
     with pytest.raises(
         BackendUnavailableError, match=r"CUDAExecutionProvider.*available providers: .*CPUExecutionProvider"
@@ -134,6 +134,27 @@ def test_invalid_kind_and_options_list_the_choices(tiny_onnx: Path, spec: ModelS
     assert BackendOptions(precision="int8").precision is Precision.INT8  # type: ignore[arg-type]
     with pytest.raises(InputError, match="'cpu', 'cuda'"):
         open_backend(tiny_onnx, spec, "onnxruntime", BackendOptions(device="GPU"))
+
+
+def test_each_backend_describes_itself_once() -> None:
+    """One description per backend: files it opens, devices it serves, its default device."""
+    assert {k: d.suffixes for k, d in BACKENDS.items()} == {
+        BackendKind.ONNXRUNTIME: (".onnx",),
+        BackendKind.OPENVINO: (".onnx",),
+        BackendKind.TENSORRT: (".engine",),
+    }
+    trt = BACKENDS[BackendKind.TENSORRT]
+    assert (
+        trt.device(BackendOptions()) == "cuda:0" and trt.device(BackendOptions(device="cuda:1")) == "cuda:1"
+    )
+    with pytest.raises(
+        InputError, match=r"device='CPU' is not served by tensorrt; choose one of 'cuda', 'gpu'"
+    ):
+        trt.device(BackendOptions(device="CPU"))  # never silently GPU 0
+    assert BACKENDS[BackendKind.OPENVINO].device(BackendOptions()) == "CPU"
+    assert BACKENDS[BackendKind.OPENVINO].serves("GPU.1") and not BACKENDS[BackendKind.OPENVINO].serves(
+        "cuda"
+    )
 
 
 def test_missing_provider_or_device_lists_what_is_available(tiny_onnx: Path, spec: ModelSpec) -> None:
@@ -193,8 +214,9 @@ def test_threads_share_one_backend(tiny_onnx: Path, spec: ModelSpec, kind: str) 
 def test_context_manager_closes(tiny_onnx: Path, spec: ModelSpec, kind: str) -> None:
     with open_backend(tiny_onnx, spec, kind)[0] as backend:
         backend.infer(_batch(1, 8, 8))
-    with pytest.raises(BackendUnavailableError, match="closed"):
+    with pytest.raises(InputError, match="closed"):
         backend.infer(_batch(1, 8, 8))
+    backend.close()  # closing twice is harmless
 
 
 def test_int8_qdq_model_runs_on_both(tiny_onnx: Path, tmp_path: Path) -> None:
@@ -236,7 +258,7 @@ def test_importing_backends_loads_no_inference_library() -> None:
 
 
 def test_shipped_default_model_agrees_across_backends() -> None:
-    path = edgedepth.MODELS_DIR / f"{edgedepth.DEFAULT_MODEL}-fp32.onnx"
+    path = edgedepth.default_model_path("fp32")
     if not path.is_file():
         pytest.skip(f"the shipped default model {path.name} is not in edgedepth/models yet")
     spec = read_onnx_spec(path)

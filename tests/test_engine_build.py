@@ -15,7 +15,7 @@ from tiny_models import tiny_spec
 
 from edgedepth import default_model_path
 from edgedepth.artifact import Precision
-from edgedepth.backends.base import BackendKind, backend_status
+from edgedepth.backends import BackendKind, backend_status
 from edgedepth.engine_file import BuildFlags
 from edgedepth.errors import BackendUnavailableError, CalibrationError, InputError
 from edgedepth_quantize.engine import (

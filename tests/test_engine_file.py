@@ -17,7 +17,7 @@ import pytest
 from tiny_models import tiny_spec
 
 from edgedepth.artifact import Precision, read_onnx_spec
-from edgedepth.backends.base import BackendKind, backend_status
+from edgedepth.backends import BackendKind, backend_status
 from edgedepth.engine_file import (
     MAGIC,
     BuildFlags,
@@ -32,6 +32,7 @@ from edgedepth.engine_file import (
 )
 from edgedepth.errors import BackendUnavailableError, InputError, ModelLoadError
 from edgedepth_quantize.__main__ import build_parser as quantize_parser
+from edgedepth_quantize.engine import build_command
 
 PLAN = bytes(range(256)) * 64  # opaque to the header code
 
@@ -139,6 +140,10 @@ def test_version_and_compute_capability_rules(
 def test_mismatch_names_both_sides_and_a_rebuild_command_that_parses(tmp_path: Path) -> None:
     header = make_header(flags=BuildFlags(dla_core=0, version_compatible=True), precision=Precision.INT8)
     header = replace(header, flags=replace(header.flags, int8_mode="calibrator"))
+    # The builder records its own command line; the runtime only prints it back.
+    header = replace(
+        header, build_command=build_command(header.onnx_name, header.precision, header.profile, header.flags)
+    )
     with pytest.raises(ModelLoadError) as info:
         check_compatibility(header, tmp_path / "m.engine", "11.1.0.5", (7, 2), "Xavier")
     message = str(info.value)
@@ -150,6 +155,16 @@ def test_mismatch_names_both_sides_and_a_rebuild_command_that_parses(tmp_path: P
     assert args.precision == "int8" and args.dla_core == 0 and args.version_compatible
     assert args.min_shape == (1, 3, 64, 64) and args.max_shape == (4, 3, 256, 256)
     assert args.calibration == ["CALIBRATION_IMAGES_OR_VIDEO"]
+    plain = shlex.split(rebuild_command(make_header(), tmp_path / "m.engine"))  # a header without the record
+    assert plain == [
+        "edgedepth",
+        "build-engine",
+        "efficientdepth-s-fp32.onnx",
+        "--precision",
+        "fp16",
+        "-o",
+        str(tmp_path / "m.engine"),
+    ]
 
 
 def test_profile_validation() -> None:

@@ -12,6 +12,7 @@ import pytest
 from tiny_models import make_tiny_depth_onnx, tiny_depth_reference
 
 from edgedepth import DepthEstimator, ModelSpec
+from edgedepth.artifact import OutputKind, read_onnx_spec
 from edgedepth.capture import VideoSource
 from edgedepth.errors import InputError, ModelLoadError, SourceError
 from edgedepth.preprocess import preprocess, unpad_and_resize
@@ -132,6 +133,18 @@ def test_third_party_model_needs_an_explicit_spec(tmp_path: Path) -> None:
     with DepthEstimator(path, spec=spec) as est:
         assert est.predict(np.zeros((50, 70, 3), np.uint8)).inverse_depth.shape == (50, 70)
         assert est.input_hw((50, 70)) == (14, 28)  # aspect kept at the long side, multiples of 14
+
+
+def test_a_depth_output_is_inverted_so_every_model_reads_alike(tiny_onnx: Path) -> None:
+    """``inverse_depth`` means the same for every model: a spec that says ``depth`` gets 1/output."""
+    image = np.random.default_rng(3).integers(0, 256, (40, 56, 3)).astype(np.uint8)
+    spec = read_onnx_spec(tiny_onnx)
+    with (
+        DepthEstimator(tiny_onnx) as a,
+        DepthEstimator(tiny_onnx, spec=spec.with_updates(output_kind=OutputKind.DEPTH)) as b,
+    ):
+        raw, inverted = a.predict(image).inverse_depth, b.predict(image).inverse_depth
+    assert np.allclose(inverted, 1.0 / np.maximum(raw, 1e-6))
 
 
 def test_predict_real_photographs(tiny_onnx: Path, images_dir: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from edgedepth import DepthEstimator, default_model_path
 from edgedepth.artifact import Precision
-from edgedepth.backends.base import BackendKind, backend_status
+from edgedepth.backends import BackendKind, backend_status
 from edgedepth.engine_file import read_engine, write_engine
 from edgedepth.errors import InputError, ModelLoadError
 from edgedepth.metrics import agreement_metrics

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edgedepth.artifact import KEY_PREFIX, SPEC_FORMAT, ModelSpec, OutputKind, file_sha256
+from edgedepth.artifact import KEY_PREFIX, SPEC_FORMAT, ModelSpec, file_sha256
 from edgedepth.errors import DataError, EdgeDepthError
 from edgedepth.imageio import atomic_open, atomic_write_bytes
 
@@ -84,8 +84,8 @@ def export_checkpoint(checkpoint: Path, sha256: str) -> Path:
 class Teacher:
     """A depth model through the runtime: ``predict(bgr)`` -> float32 inverse depth at the image's size.
 
-    ``spec`` (a JSON file of ModelSpec fields) loads a third-party ONNX. Models whose spec says they output
-    depth are inverted. The first predictions are checked: an output that is not a finite, varying 2-D map
+    ``spec`` (a JSON file of ModelSpec fields) loads a third-party ONNX; the runtime inverts models whose
+    spec says they output depth. The first predictions are checked: an output that is not a finite, varying 2-D map
     raises DistillError naming the file.
     """
 
@@ -126,9 +126,7 @@ class Teacher:
             raise DistillError(f"teacher {self.path}: output holds NaN or inf")
         if float(out.max() - out.min()) <= 1e-12:
             raise DistillError(f"teacher {self.path}: output is constant, not depth")
-        if self.spec.output_kind is not OutputKind.INVERSE_DEPTH:
-            out = 1.0 / np.maximum(out, 1e-6)
-        return out
+        return out  # the runtime has inverted the output of depth (not inverse-depth) models
 
     def close(self) -> None:
         self.estimator.close()

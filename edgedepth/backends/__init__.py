@@ -1,17 +1,14 @@
-"""Inference backends: one module per library, chosen through a registry keyed by ``BackendKind``.
+"""Inference backends: one module per library, each exporting its ``DESCRIPTION``; ``registry`` picks one.
 
 Importing this package loads no inference library; ``open_backend`` imports the chosen one.
 """
 
 from __future__ import annotations
 
-from .base import (
-    AUTO_PREFERENCE,
+from .base import Backend, BackendDescription, BackendKind, BackendOptions, BackendStatus
+from .registry import (
+    AUTO_ORDER,
     BACKENDS,
-    Backend,
-    BackendKind,
-    BackendOptions,
-    BackendStatus,
     available_backends,
     backend_status,
     open_backend,
@@ -19,9 +16,10 @@ from .base import (
 )
 
 __all__ = [
-    "AUTO_PREFERENCE",
+    "AUTO_ORDER",
     "BACKENDS",
     "Backend",
+    "BackendDescription",
     "BackendKind",
     "BackendOptions",
     "BackendStatus",

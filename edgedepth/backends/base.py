@@ -1,26 +1,27 @@
-"""The Backend protocol, its options, and the registry that picks and opens a backend.
+"""What every backend shares: its kind, its options, its description, and the runner base class.
 
-Backends are chosen through ``BACKENDS``, a dict keyed by ``BackendKind`` whose values name the module and
-loader function that implement each kind; the module is imported only when that backend is probed or opened.
-Optional libraries are probed by import, never installed: a missing one raises ``BackendUnavailableError``
-carrying the install command.
+Each backend module (onnxruntime, openvino, tensorrt) exports one :class:`BackendDescription`: its loader,
+probe, the libraries it needs and how to install them, the model files it opens and the devices it serves.
+``registry`` collects them and picks and opens backends. Backend modules import their inference library
+only inside functions, so describing a backend loads nothing heavy.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import re
+import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 
 from ..artifact import ModelSpec, Precision, parse_enum
-from ..errors import BackendUnavailableError, InputError, ModelLoadError, choices
+from ..errors import InputError, ModelLoadError, choices
 from ..preprocess import ResizePlan
 
 
@@ -38,16 +39,17 @@ OPENVINO_HINTS = ("f32", "bf16", "f16")
 class BackendOptions:
     """How to run a model. ``precision`` is the model file's precision / the execution precision wanted.
 
-    ``device`` is an OpenVINO device name ("CPU", "GPU", "NPU", "AUTO", ...) or, for ONNX Runtime, "cpu" or
-    "cuda" (the CUDA execution provider). ``openvino_hint`` sets INFERENCE_PRECISION_HINT; with None the
-    backend follows ``precision`` (fp32 -> "f32", so results do not silently turn bf16 on AMX CPUs;
-    otherwise the device default). ``cuda_graph`` (TensorRT) captures each input shape's execution in a
-    CUDA graph and replays it.
+    ``device``: None for the backend's default (ONNX Runtime "cpu", OpenVINO "CPU", TensorRT "cuda:0"); an
+    OpenVINO device name ("CPU", "GPU", "NPU", "AUTO", ...); for ONNX Runtime "cpu" or "cuda" (the CUDA
+    execution provider); for TensorRT "cuda" or "cuda:N". A device a backend does not serve is refused.
+    ``openvino_hint`` sets INFERENCE_PRECISION_HINT; with None the backend follows ``precision`` (fp32 ->
+    "f32", so results do not silently turn bf16 on AMX CPUs; otherwise the device default). ``cuda_graph``
+    (TensorRT) captures each input shape's execution in a CUDA graph and replays it.
     """
 
     precision: Precision = Precision.FP32
     threads: int | None = None
-    device: str = "CPU"
+    device: str | None = None
     providers: tuple[str, ...] | None = None
     openvino_hint: str | None = None
     cuda_graph: bool = False
@@ -59,32 +61,16 @@ class BackendOptions:
             raise InputError(str(exc)) from None
         if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
             raise InputError(f"threads={self.threads!r} is not valid; use a positive integer or None")
-        if not self.device:
-            raise InputError("device must be a non-empty string such as 'CPU' or 'cuda'")
+        if self.device is not None and (not isinstance(self.device, str) or not self.device.strip()):
+            raise InputError(
+                f"device={self.device!r} is not valid; use None or a name such as 'CPU' or 'cuda'"
+            )
         if self.openvino_hint is not None and self.openvino_hint.lower() not in OPENVINO_HINTS:
             raise InputError(
                 f"openvino_hint={self.openvino_hint!r} is not valid; choose one of {choices(OPENVINO_HINTS)} or None"
             )
         if self.providers is not None:
             object.__setattr__(self, "providers", tuple(self.providers))
-
-
-@runtime_checkable
-class Backend(Protocol):
-    """A loaded model: NCHW float32 batch in, ``{output_name: ..., confidence_name: ...}`` float32 out."""
-
-    kind: BackendKind
-    spec: ModelSpec
-
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
-
-    def close(self) -> None: ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
 
 
 @runtime_checkable
@@ -96,11 +82,48 @@ class FrameRunner(Protocol):
     ) -> tuple[dict[str, np.ndarray], list[ResizePlan]]: ...
 
 
-class ClosingRunner:
-    """Context-manager behaviour shared by the backend runners: leaving the block calls ``close()``."""
+class Backend(ABC):
+    """A loaded model, and the base of every backend (Polygraphy's runners in spirit): one ``infer`` that checks the backend is
+    open and the batch is an N x 3 x H x W float array fitting the model, then calls ``_infer``; one
+    ``close`` that releases once (``_release``); and the context manager. A closed backend raises
+    InputError on every backend.
+    """
+
+    kind: ClassVar[BackendKind]
+
+    def __init__(self, spec: ModelSpec, source: str, input_shape: Sequence[int | None]) -> None:
+        self.spec, self.source, self.input_shape = spec, source, list(input_shape)
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def closed_error(self) -> InputError:
+        return InputError(f"{self.source}: this {self.kind} backend is closed")
+
+    def check_open(self) -> None:
+        if self._closed:
+            raise self.closed_error()
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one NCHW float32 batch; ``{output_name: ..., confidence_name: ...}`` as float32 arrays."""
+        self.check_open()
+        return self._infer(validate_batch(batch, self.input_shape, self.source))
+
+    @abstractmethod
+    def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
 
     def close(self) -> None:
-        raise NotImplementedError
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._release()
+
+    @abstractmethod
+    def _release(self) -> None: ...
 
     def __enter__(self) -> Self:
         return self
@@ -109,6 +132,14 @@ class ClosingRunner:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def check_input_name(spec: ModelSpec, model_inputs: Sequence[str], source: str) -> None:
+    """The spec's input must be the model's (only) image input."""
+    if spec.input_name not in model_inputs:
+        raise ModelLoadError(
+            f"{source}: the spec's input {spec.input_name!r} is not in the model; inputs: {choices(model_inputs)}"
+        )
 
 
 def validate_batch(batch: object, model_shape: Sequence[int | None], source: str) -> np.ndarray:
@@ -148,166 +179,42 @@ Loader = Callable[[Path, ModelSpec, BackendOptions], Backend]
 
 
 @dataclass(frozen=True)
+class BackendDescription:
+    """Everything the registry knows of a backend, exported by its module as ``DESCRIPTION``.
+
+    ``load`` opens a model file; ``probe`` says whether the backend works here and why (its libraries are
+    importable by then). ``suffixes``: the model files it opens. ``devices``: the device names it serves,
+    compared without case, index (``cuda:1``, ``NPU7``) or sub-device (``GPU.1``); ``default_device`` when none is
+    asked for.
+    """
+
+    kind: BackendKind
+    load: Loader
+    probe: Callable[[], tuple[bool, str]]
+    libraries: tuple[str, ...]
+    install: str
+    suffixes: tuple[str, ...]
+    devices: tuple[str, ...]
+    default_device: str
+
+    def serves(self, device: str | None) -> bool:
+        return device is None or re.split(r"[.:0-9]", device.lower(), maxsplit=1)[0] in self.devices
+
+    def device(self, options: BackendOptions) -> str:
+        """The device to open on: the one asked for (refused with the choices when not served), or the default."""
+        if options.device is None:
+            return self.default_device
+        if not self.serves(options.device):
+            raise InputError(
+                f"device={options.device!r} is not served by {self.kind}; choose one of {choices(self.devices)}"
+            )
+        return options.device
+
+
+@dataclass(frozen=True)
 class BackendStatus:
     """Whether a backend can be used here, and why (or why not)."""
 
     kind: BackendKind
     available: bool
     reason: str
-
-
-# kind -> "module:loader". The module is imported lazily; tensorrt's arrives with the TensorRT work.
-BACKENDS: dict[BackendKind, str] = {
-    BackendKind.ONNXRUNTIME: "edgedepth.backends.onnxruntime:load",
-    BackendKind.OPENVINO: "edgedepth.backends.openvino:load",
-    BackendKind.TENSORRT: "edgedepth.backends.tensorrt:load",
-}
-
-# kind -> (libraries the backend imports, how to get them).
-REQUIREMENTS: dict[BackendKind, tuple[tuple[str, ...], str]] = {
-    BackendKind.ONNXRUNTIME: (("onnxruntime",), "pip install onnxruntime"),
-    BackendKind.OPENVINO: (("openvino",), "pip install edgedepth[openvino]"),
-    BackendKind.TENSORRT: (
-        ("tensorrt", "pycuda"),
-        "pip install edgedepth[tensorrt] (on Jetson: JetPack's TensorRT)",
-    ),
-}
-
-# The one place auto's order lives: first available wins. TensorRT is only considered for .engine files.
-AUTO_PREFERENCE: dict[Precision, tuple[BackendKind, ...]] = {
-    Precision.FP32: (BackendKind.TENSORRT, BackendKind.OPENVINO, BackendKind.ONNXRUNTIME),
-    Precision.FP16: (BackendKind.TENSORRT, BackendKind.OPENVINO, BackendKind.ONNXRUNTIME),
-    # INT8: OpenVINO runs the QDQ model faster than ONNX Runtime, which runs it slower than its own FP32.
-    # `python -m benchmarks` (efficientdepth-s, 256x256, batch 1, 2-core AVX2 EPYC, p50 of two runs): int8
-    # 15.0-22.8 ms openvino vs 27.5-32.2 ms onnxruntime (fp32: 17.3-23.0 / 17.6-19.1 ms). ONNX Runtime stays
-    # as the fallback for installs without openvino.
-    Precision.INT8: (BackendKind.TENSORRT, BackendKind.OPENVINO, BackendKind.ONNXRUNTIME),
-}
-
-ENGINE_SUFFIX = ".engine"
-_PRECISION_RANK = {Precision.FP32: 0, Precision.FP16: 1, Precision.INT8: 2}
-
-
-def parse_backend_kind(kind: BackendKind | str) -> BackendKind:
-    """A BackendKind from a member or string; an unknown name raises InputError listing the choices."""
-    try:
-        return parse_enum(BackendKind, kind, "backend")
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-
-
-def is_installed(lib: str) -> bool:
-    """Whether ``lib`` is a real package: a folder of type stubs alone (e.g. tensorrt-stubs) is a namespace
-    package without an origin, and does not count."""
-    spec = importlib.util.find_spec(lib)
-    return spec is not None and spec.origin is not None
-
-
-def backend_status(kind: BackendKind | str) -> BackendStatus:
-    """Probe one backend: its libraries (find_spec, then import), its edgedepth module, then its hardware."""
-    kind = parse_backend_kind(kind)
-    if kind is BackendKind.AUTO:
-        raise InputError(f"backend_status needs a concrete backend; choose one of {choices(BACKENDS)}")
-    libraries, install = REQUIREMENTS[kind]
-    needs_engine = f" It runs TensorRT {ENGINE_SUFFIX} files." if kind is BackendKind.TENSORRT else ""
-    for lib in libraries:
-        if not is_installed(lib):
-            return BackendStatus(kind, False, f"{lib} is not installed ({install}).{needs_engine}")
-        try:
-            importlib.import_module(lib)
-        except Exception as exc:  # a broken install (missing shared library, ABI mismatch, ...)
-            return BackendStatus(kind, False, f"{lib} is installed but fails to import: {exc} ({install})")
-    module_name = BACKENDS[kind].partition(":")[0]
-    if importlib.util.find_spec(module_name) is None:
-        return BackendStatus(kind, False, f"{module_name} is not in this edgedepth version.{needs_engine}")
-    available, reason = importlib.import_module(module_name).probe()
-    return BackendStatus(kind, available, reason)
-
-
-def available_backends() -> list[BackendStatus]:
-    """Status of every registered backend, for ``edgedepth info``."""
-    return [backend_status(kind) for kind in BACKENDS]
-
-
-def auto_precision(spec: ModelSpec, options: BackendOptions) -> Precision:
-    """The precision auto plans for: the lower of the file's (spec) and the requested (options) one."""
-    return max(spec.precision, options.precision, key=_PRECISION_RANK.__getitem__)
-
-
-def _skip_reason(kind: BackendKind, path: Path, options: BackendOptions) -> str | None:
-    """Why auto must pass over ``kind`` for this file and device whatever is installed, or None."""
-    is_engine = path.suffix.lower() == ENGINE_SUFFIX
-    if kind is BackendKind.TENSORRT and not is_engine:
-        libraries, install = REQUIREMENTS[kind]
-        missing = [lib for lib in libraries if not is_installed(lib)]
-        note = f" (also: {', '.join(missing)} not installed; {install})" if missing else ""
-        return f"skipped: it runs {ENGINE_SUFFIX} files and {path.name} is not one{note}"
-    if kind is not BackendKind.TENSORRT and is_engine:
-        return f"skipped: {path.name} is a TensorRT engine"
-    if kind is BackendKind.OPENVINO and options.device.lower() == "cuda":
-        return "skipped: device='cuda' is served by onnxruntime's CUDA provider"
-    if kind is BackendKind.ONNXRUNTIME and options.device.lower() not in ("cpu", "cuda"):
-        return f"skipped: device={options.device!r} is an OpenVINO device"
-    return None
-
-
-def _load(kind: BackendKind, path: Path, spec: ModelSpec, options: BackendOptions) -> Backend:
-    module_name, _, func = BACKENDS[kind].partition(":")
-    loader: Loader = getattr(importlib.import_module(module_name), func)
-    return loader(path, spec, options)
-
-
-def open_backend(
-    model_path: str | Path,
-    spec: ModelSpec,
-    kind: BackendKind | str = BackendKind.AUTO,
-    options: BackendOptions | None = None,
-) -> tuple[Backend, list[str]]:
-    """Open ``model_path`` on ``kind``, or for "auto" on the first backend in ``AUTO_PREFERENCE`` that can.
-
-    Returns the backend and one reason per backend considered, e.g.
-    ``["tensorrt: skipped: ...", "openvino: chosen: ...", "onnxruntime: not tried: ..."]``.
-    """
-    kind, options, path = parse_backend_kind(kind), options or BackendOptions(), Path(model_path)
-    if not path.is_file():
-        raise ModelLoadError(f"model file {path} does not exist")
-    if kind is not BackendKind.AUTO:
-        status = backend_status(kind)
-        if not status.available:
-            raise BackendUnavailableError(f"backend {kind.value!r} cannot be used: {status.reason}")
-        if (kind is BackendKind.TENSORRT) != (path.suffix.lower() == ENGINE_SUFFIX):
-            raise InputError(
-                f"backend {kind.value!r} cannot open {path}: {ENGINE_SUFFIX} files are for tensorrt only"
-            )
-        return _load(kind, path, spec, options), [f"{kind}: chosen: requested explicitly ({status.reason})"]
-
-    precision = auto_precision(spec, options)
-    reasons: list[str] = []
-    backend: Backend | None = None
-    failure: Exception | None = None
-    for candidate in AUTO_PREFERENCE[precision]:
-        if backend is not None:
-            reasons.append(
-                f"{candidate}: not tried: {backend.kind} comes first in auto's order for {precision}"
-            )
-            continue
-        skip = _skip_reason(candidate, path, options)
-        if skip is not None:
-            reasons.append(f"{candidate}: {skip}")
-            continue
-        status = backend_status(candidate)
-        if not status.available:
-            reasons.append(f"{candidate}: unavailable: {status.reason}")
-            continue
-        try:
-            backend = _load(candidate, path, spec, options)
-            reasons.append(
-                f"{candidate}: chosen: available ({status.reason}), first in auto's order for {precision}"
-            )
-        except (BackendUnavailableError, ModelLoadError) as exc:  # the next backend may still manage
-            failure = failure if isinstance(failure, ModelLoadError) else exc
-            reasons.append(f"{candidate}: failed: {exc}")
-    if backend is None:
-        error = ModelLoadError if isinstance(failure, ModelLoadError) else BackendUnavailableError
-        raise error(f"no backend could open {path}: " + "; ".join(reasons)) from failure
-    return backend, reasons

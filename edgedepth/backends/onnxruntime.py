@@ -15,8 +15,15 @@ import numpy as np
 from packaging.version import Version
 
 from ..artifact import ModelSpec
-from ..errors import BackendUnavailableError, InputError, ModelLoadError, choices
-from .base import BackendKind, BackendOptions, ClosingRunner, output_names, validate_batch
+from ..errors import BackendUnavailableError, ModelLoadError, choices
+from .base import (
+    Backend,
+    BackendDescription,
+    BackendKind,
+    BackendOptions,
+    check_input_name,
+    output_names,
+)
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -47,11 +54,7 @@ def probe() -> tuple[bool, str]:
 
 def select_providers(options: BackendOptions, available: list[str]) -> list[str]:
     """Providers for a session: explicit ones, else CPU plus the CUDA/TensorRT providers for device='cuda'."""
-    device = options.device.lower()
-    if device not in DEVICES:
-        raise InputError(
-            f"device={options.device!r} is not valid for onnxruntime; choose one of {choices(DEVICES)}"
-        )
+    device = DESCRIPTION.device(options).lower()
     if options.providers is not None:
         requested = list(options.providers)
         missing = [p for p in requested if p not in available]
@@ -84,40 +87,45 @@ def create_session(path: str | Path, options: BackendOptions) -> ort.InferenceSe
         raise ModelLoadError(f"{path}: onnxruntime cannot load it as an ONNX model: {exc}") from None
 
 
-class OnnxRuntimeBackend(ClosingRunner):
-    """Runs a loaded session; the outputs named by the spec come back as float32 arrays."""
+class OnnxRuntimeBackend(Backend):
+    """Runs a loaded session (safe from several threads at once); outputs come back as float32 arrays."""
 
     kind = BackendKind.ONNXRUNTIME
 
     def __init__(self, session: ort.InferenceSession, spec: ModelSpec, source: str = "model") -> None:
-        self.spec = spec
-        self.source = source
         inputs = {i.name: i for i in session.get_inputs()}
-        if spec.input_name not in inputs:
-            raise ModelLoadError(
-                f"{source}: the spec's input {spec.input_name!r} is not in the model; inputs: {choices(inputs)}"
-            )
-        self.input_shape = [d if isinstance(d, int) else None for d in inputs[spec.input_name].shape]
+        check_input_name(spec, list(inputs), source)
+        shape = [d if isinstance(d, int) else None for d in inputs[spec.input_name].shape]
+        super().__init__(spec, source, shape)
         self.output_names = output_names(spec, [o.name for o in session.get_outputs()], source)
         self.providers: list[str] = session.get_providers()
         self._session: ort.InferenceSession | None = session
 
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run one NCHW float32 batch; safe to call from several threads at once."""
+    def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         session = self._session
-        if session is None:
-            raise BackendUnavailableError(f"{self.source}: this onnxruntime backend is closed")
-        batch = validate_batch(batch, self.input_shape, self.source)
+        if session is None:  # closed by another thread since infer() checked
+            raise self.closed_error()
         results = session.run(self.output_names, {self.spec.input_name: batch})
         return {
             name: np.asarray(r, dtype=np.float32) for name, r in zip(self.output_names, results, strict=True)
         }
 
-    def close(self) -> None:
-        """Release the session (ORT frees it with the last reference)."""
-        self._session = None
+    def _release(self) -> None:
+        self._session = None  # ORT frees the session with its last reference
 
 
 def load(path: Path, spec: ModelSpec, options: BackendOptions) -> OnnxRuntimeBackend:
     """Registry loader: create the session, then the runner."""
     return OnnxRuntimeBackend(create_session(path, options), spec, source=str(path))
+
+
+DESCRIPTION = BackendDescription(
+    kind=BackendKind.ONNXRUNTIME,
+    load=load,
+    probe=probe,
+    libraries=("onnxruntime",),
+    install=INSTALL,
+    suffixes=(".onnx",),
+    devices=DEVICES,
+    default_device="cpu",
+)

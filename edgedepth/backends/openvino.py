@@ -18,7 +18,14 @@ from packaging.version import Version
 
 from ..artifact import ModelSpec, Precision
 from ..errors import BackendUnavailableError, ModelLoadError, choices
-from .base import BackendKind, BackendOptions, ClosingRunner, output_names, validate_batch
+from .base import (
+    Backend,
+    BackendDescription,
+    BackendKind,
+    BackendOptions,
+    check_input_name,
+    output_names,
+)
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -85,37 +92,32 @@ def compile_model(path: str | Path, options: BackendOptions) -> ov.CompiledModel
     if not path.is_file():
         raise ModelLoadError(f"model file {path} does not exist")
     core = ov.Core()
-    check_device(core, options.device)
+    device = DESCRIPTION.device(options)
+    check_device(core, device)
     try:
         model = core.read_model(str(path))
     except Exception as exc:  # openvino raises RuntimeError subclasses for unreadable files
         raise ModelLoadError(f"{path}: openvino cannot read it as a model: {_one_line(exc)}") from None
     config = compile_config(options)
     try:
-        return core.compile_model(model, options.device, config)
+        return core.compile_model(model, device, config)
     except Exception as exc:
         raise ModelLoadError(
-            f"{path}: openvino cannot compile it for {options.device} with {config}: {_one_line(exc)}"
+            f"{path}: openvino cannot compile it for {device} with {config}: {_one_line(exc)}"
         ) from None
 
 
-class OpenVinoBackend(ClosingRunner):
+class OpenVinoBackend(Backend):
     """Runs a compiled model with one InferRequest per calling thread; outputs come back as float32."""
 
     kind = BackendKind.OPENVINO
 
     def __init__(self, compiled: ov.CompiledModel, spec: ModelSpec, source: str = "model") -> None:
-        self.spec = spec
-        self.source = source
         inputs = {name: port for port in compiled.inputs for name in port.get_names()}
-        if spec.input_name not in inputs:
-            raise ModelLoadError(
-                f"{source}: the spec's input {spec.input_name!r} is not in the model; inputs: {choices(inputs)}"
-            )
+        check_input_name(spec, list(inputs), source)
         shape = inputs[spec.input_name].get_partial_shape()
-        self.input_shape = (
-            [d.get_length() if d.is_static else None for d in shape] if shape.rank.is_static else []
-        )
+        dims = [d.get_length() if d.is_static else None for d in shape] if shape.rank.is_static else []
+        super().__init__(spec, source, dims)
         outputs = {name: port for port in compiled.outputs for name in port.get_names()}
         self.output_names = output_names(spec, list(outputs), source)
         self._ports = [outputs[name] for name in self.output_names]
@@ -124,30 +126,39 @@ class OpenVinoBackend(ClosingRunner):
 
     def _request(self) -> ov.InferRequest:
         compiled = self._compiled
-        if compiled is None:
-            raise BackendUnavailableError(f"{self.source}: this openvino backend is closed")
+        if compiled is None:  # closed by another thread since infer() checked
+            raise self.closed_error()
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = compiled.create_infer_request()
         return request
 
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run one NCHW float32 batch on this thread's InferRequest."""
-        request = self._request()
-        batch = validate_batch(batch, self.input_shape, self.source)
+    def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        request = self._request()  # this thread's
         results = request.infer({self.spec.input_name: batch}, share_inputs=False, share_outputs=False)
         return {
             name: np.asarray(results[port], dtype=np.float32)
             for name, port in zip(self.output_names, self._ports, strict=True)
         }
 
-    def close(self) -> None:
-        """Drop the compiled model and every thread's InferRequest."""
+    def _release(self) -> None:
+        """Drop the compiled model and every thread's InferRequest; a call in flight finishes on its own."""
         self._compiled = None
-        self._ports = []
         self._local = threading.local()
 
 
 def load(path: Path, spec: ModelSpec, options: BackendOptions) -> OpenVinoBackend:
     """Registry loader: compile the model, then the runner."""
     return OpenVinoBackend(compile_model(path, options), spec, source=str(path))
+
+
+DESCRIPTION = BackendDescription(
+    kind=BackendKind.OPENVINO,
+    load=load,
+    probe=probe,
+    libraries=("openvino",),
+    install=INSTALL,
+    suffixes=(".onnx",),
+    devices=("cpu", "gpu", "npu", *(d.lower() for d in VIRTUAL_DEVICES)),
+    default_device="CPU",
+)

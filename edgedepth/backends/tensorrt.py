@@ -32,7 +32,7 @@ from ..artifact import ModelSpec
 from ..engine_file import EngineHeader, check_compatibility, read_engine
 from ..errors import BackendUnavailableError, InputError, ModelLoadError
 from ..preprocess import ResizePlan
-from .base import BackendKind, BackendOptions, ClosingRunner, output_names, validate_batch
+from .base import Backend, BackendDescription, BackendKind, BackendOptions, output_names
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -43,24 +43,11 @@ INSTALL = "pip install edgedepth[tensorrt] (on Jetson: JetPack's TensorRT and py
 
 @dataclass(frozen=True)
 class TensorRTApi:
-    """Where TensorRT 8.6 and 10.x differ, decided once from the installed version.
-
-    The inference path (named tensors, ``execute_async_v3``) is the same in both; the builder differs: 8.x
-    needs the EXPLICIT_BATCH network flag for ONNX models (10.x is always explicit and deprecates it), and
-    implicit INT8 calibration (``IInt8EntropyCalibrator2``) is deprecated from 10.1 and absent later.
-    """
+    """The installed TensorRT and its version. The inference path (named tensors, ``execute_async_v3``) is
+    the same in 8.6 and 10.x; where the builder differs, ``edgedepth_quantize.engine`` decides."""
 
     module: ModuleType
     version: Version
-
-    def network_flags(self) -> int:
-        if self.version.major >= 10:
-            return 0
-        return 1 << int(self.module.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-
-    @property
-    def has_implicit_int8(self) -> bool:
-        return hasattr(self.module, "IInt8EntropyCalibrator2")
 
 
 def import_tensorrt() -> TensorRTApi:
@@ -133,7 +120,7 @@ class _ThreadState:
     preprocessor: Any = None  # CudaPreprocessor, created on the first infer_frames call
 
 
-class TensorRTBackend(ClosingRunner):
+class TensorRTBackend(Backend):
     """An engine on one GPU; ``infer`` and ``infer_frames`` may be called from any number of threads."""
 
     kind = BackendKind.TENSORRT
@@ -149,10 +136,9 @@ class TensorRTBackend(ClosingRunner):
     ) -> None:
         import tensorrt
 
+        super().__init__(header.spec, source, (None, 3, None, None))
         self._engine = engine
         self.header = header
-        self.spec: ModelSpec = header.spec
-        self.source = source
         self.use_cuda_graph = use_cuda_graph
         self._cuda = cuda
         self._cuda_context = cuda_context
@@ -167,13 +153,11 @@ class TensorRTBackend(ClosingRunner):
         self._local = threading.local()
         self._states: list[_ThreadState] = []
         self._lock = threading.Lock()
-        self._closed = False
 
     # -- CUDA context and per-thread state ---------------------------------------------------------------
     @contextlib.contextmanager
     def _active(self) -> Iterator[_ThreadState]:
-        if self._closed:
-            raise InputError(f"{self.source}: the TensorRT backend is closed")
+        self.check_open()
         self._cuda_context.push()
         try:
             state: _ThreadState | None = getattr(self._local, "state", None)
@@ -246,8 +230,7 @@ class TensorRTBackend(ClosingRunner):
         state.stream.synchronize()
         return {name: view.astype(np.float32, copy=True) for name, view in views.items()}
 
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        batch = validate_batch(batch, (None, 3, None, None), self.source)
+    def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         self._check_shape(batch.shape)
         with self._active() as state:
             name = self.spec.input_name
@@ -289,11 +272,8 @@ class TensorRTBackend(ClosingRunner):
             self._enqueue(state, shape)
             return self._outputs_to_host(state), plans
 
-    def close(self) -> None:
+    def _release(self) -> None:
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
             states, self._states = self._states, []
         self._cuda_context.push()
         try:
@@ -335,7 +315,7 @@ def load(path: Path, spec: ModelSpec | None, options: BackendOptions) -> TensorR
     api = import_tensorrt()
     cuda = import_pycuda()
     header, plan = read_engine(path)
-    device_index = _device_index(options.device)
+    device_index = _device_index(DESCRIPTION.device(options))
     name, cc = device_info(cuda, device_index)
     check_compatibility(header, path, str(api.version), cc, name)
     if spec is not None and spec.input_name != header.spec.input_name:
@@ -353,10 +333,22 @@ def load(path: Path, spec: ModelSpec | None, options: BackendOptions) -> TensorR
 
 
 def _device_index(device: str) -> int:
-    """The GPU to use: "cuda:1" -> 1; "cuda", "gpu" and the default "CPU" -> 0."""
+    """The GPU to use: "cuda:1" -> 1; "cuda" and "gpu" -> 0. "CPU" is refused before this (DESCRIPTION)."""
     prefix, _, index = device.lower().partition(":")
-    if prefix in ("cpu", "gpu", "cuda") and not index:
+    if not index:
         return 0
     if prefix != "cuda" or not index.isdigit():
         raise InputError(f"device={device!r} is not valid for tensorrt; use 'cuda' or 'cuda:N'")
     return int(index)
+
+
+DESCRIPTION = BackendDescription(
+    kind=BackendKind.TENSORRT,
+    load=load,  # also takes spec=None: the engine's header carries it
+    probe=probe,
+    libraries=("tensorrt", "pycuda"),
+    install=INSTALL,
+    suffixes=(".engine",),
+    devices=("cuda", "gpu"),
+    default_device="cuda:0",
+)
