@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgedepth.artifact import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from edgedepth.backends import BackendKind, BackendOptions, open_backend
-from edgedepth.imageio import atomic_write_bytes
+from edgedepth.fileio import atomic_write_bytes
 
 from .harness import PerfCounterTimer, latency_stats
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edgedepth.artifact import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from edgedepth.errors import InputError
-from edgedepth.imageio import atomic_write_bytes
+from edgedepth.fileio import atomic_write_bytes
 from edgedepth.preprocess import round_to_multiple
 
 OPSET = 18

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from edgedepth.imageio import atomic_write_bytes
+from edgedepth.fileio import atomic_write_bytes
 
 
 def _clean(value: Any) -> Any:

@@ -9,9 +9,7 @@ from __future__ import annotations
 from .artifact import ModelSpec
 from .embedded import DEFAULT_MODEL, default_model_path
 from .errors import (
-    AccuracyGateError,
     BackendUnavailableError,
-    CalibrationError,
     EdgeDepthError,
     InputError,
     ModelLoadError,
@@ -22,9 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MODEL",
-    "AccuracyGateError",
     "BackendUnavailableError",
-    "CalibrationError",
     "DepthEstimator",
     "DepthResult",
     "EdgeDepthError",

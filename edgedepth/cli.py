@@ -35,7 +35,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
-    from .imageio import atomic_write_bytes, save_npy, save_png16
+    from .fileio import atomic_write_bytes
+    from .imageio import save_npy, save_png16
 
     formats = set(args.format)
     out = Path(args.output)
@@ -119,7 +120,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     for status in available_backends():
         print(f"  {status.kind:<12} {'yes' if status.available else 'no ':<4} {status.reason}")
     if args.model and Path(args.model).suffix.lower() == ".engine":  # readable without TensorRT
-        from .engine_file import read_engine_header
+        from .engine_file import (
+            read_engine_header,
+        )
 
         header, _ = read_engine_header(args.model)
         cc = ".".join(map(str, header.compute_capability))

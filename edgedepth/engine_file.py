@@ -13,10 +13,8 @@ them, and both are tested without TensorRT.
 from __future__ import annotations
 
 import hashlib
-import json
 import shlex
 import struct
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from .artifact import ModelSpec, Precision, parse_enum
 from .errors import InputError, ModelLoadError, choices
-from .imageio import atomic_open
+from .fileio import read_framed_header, write_framed
 
 MAGIC = b"EDGEDEPTH-TRT\x00\x00\x01"
 HEADER_FORMAT = 1
@@ -185,42 +183,6 @@ def parse_compute_capability(text: str) -> tuple[int, int]:
     if not dot or not major.isdigit() or not minor.isdigit():
         raise ValueError(f"compute capability {text!r} is not MAJOR.MINOR")
     return int(major), int(minor)
-
-
-def write_framed(
-    path: str | Path, magic: bytes, header: Mapping[str, Any], payload: bytes | memoryview
-) -> None:
-    """Write ``magic``, the header's length, the JSON header and ``payload`` to ``path`` atomically."""
-    encoded = json.dumps(header, sort_keys=True).encode()
-    with atomic_open(path) as f:
-        f.write(magic + _LENGTH.pack(len(encoded)) + encoded)
-        f.write(payload)
-
-
-def read_framed_header(path: str | Path, magic: bytes, what: str, hint: str = "") -> tuple[Any, int, int]:
-    """The decoded JSON header of a file written by :func:`write_framed`, the payload offset and size.
-
-    ``hint`` is added to the error for a file that does not start with ``magic``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"{what} {path} does not exist")
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        prefix = f.read(len(magic) + _LENGTH.size)
-        if len(prefix) < len(magic) + _LENGTH.size or not prefix.startswith(magic):
-            raise ModelLoadError(f"{path} is not an edgedepth {what} (no edgedepth header). {hint}".rstrip())
-        (length,) = _LENGTH.unpack(prefix[len(magic) :])
-        if length > MAX_HEADER_BYTES or len(prefix) + length > size:
-            raise ModelLoadError(
-                f"{path}: the header claims {length} bytes; the file is truncated or corrupt"
-            )
-        try:
-            data = json.loads(f.read(length).decode())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelLoadError(f"{path}: the header is not valid JSON: {exc}") from None
-    offset = len(prefix) + length
-    return data, offset, size - offset
 
 
 def write_engine(path: str | Path, header: EngineHeader, plan: bytes | memoryview) -> EngineHeader:

@@ -26,24 +26,8 @@ class SourceError(EdgeDepthError):
     """A video source cannot be opened or has failed."""
 
 
-class CalibrationError(EdgeDepthError):
-    """Calibration data is missing, too small or unusable."""
-
-
-class AccuracyGateError(EdgeDepthError):
-    """A reduced-precision model lost more accuracy than the gate allows; no artifact was written."""
-
-
-class EngineBuildError(EdgeDepthError):
-    """TensorRT could not parse the ONNX model or build an engine from it."""
-
-
 class DataError(EdgeDepthError, ValueError):
-    """A dataset folder or file is missing or malformed (used by the training tree)."""
-
-
-class RecipeError(EdgeDepthError, ValueError):
-    """A training recipe has a missing, unknown or invalid key."""
+    """A dataset folder or file (e.g. an RGB-D folder) is missing or malformed."""
 
 
 def choices(values: object) -> str:

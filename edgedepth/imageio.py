@@ -9,13 +9,11 @@ BMP, WebP parsed without decoding; other formats decode first, under OpenCV's ``
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError, choices
+from .fileio import atomic_open, atomic_write_bytes
 
 DEFAULT_MAX_PIXELS = 64_000_000
 MIN_SIDE = 8
@@ -213,34 +212,6 @@ def _is_truncated(data: bytes) -> bool:
                 return data.find(b"\xff\xd9", f.tell() + payload) < 0
         return True  # no scan at all
     return False
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
-    """Open a temp file beside ``path`` for writing; on success it replaces ``path``, on error it is removed."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:  # folder missing or not writable
-        raise InputError(f"cannot write {path} in folder {path.parent}: {exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, then os.replace)."""
-    with atomic_open(path) as f:
-        f.write(data)
-    return Path(path)
 
 
 def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:

@@ -6,10 +6,8 @@ the colour map (red in turbo, yellow in inferno/magma/viridis, white in gray); `
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
 from pathlib import Path
 from types import TracebackType
 
@@ -17,6 +15,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError, SourceError, choices
+from .fileio import PendingFile
 from .imageio import to_bgr_uint8
 
 # name -> OpenCV colour map; gray has none (the normalised map is replicated to three channels)
@@ -127,23 +126,17 @@ class SideBySideWriter:
             raise InputError(f"fps={fps!r} must be a positive number")
         self.frame_size = w, h = _whole_size(frame_size)
         self.frames_written = 0
-        try:
-            fd, tmp = tempfile.mkstemp(
-                prefix=f".{self.path.stem}.", suffix=f".partial{ext}", dir=self.path.parent
-            )
-        except OSError as exc:
-            raise InputError(f"cannot write {self.path} in folder {self.path.parent}: {exc}") from None
-        os.close(fd)
-        self.temp_path: Path | None = Path(tmp)
+        self._file = PendingFile(self.path, suffix=f".partial{ext}")  # the container needs its extension
+        assert self._file.temp_path is not None
         fourcc = cv2.VideoWriter.fourcc(*VIDEO_CODECS[ext])
-        self._writer = cv2.VideoWriter(tmp, fourcc, float(fps), (2 * w, h))
+        self._writer = cv2.VideoWriter(str(self._file.temp_path), fourcc, float(fps), (2 * w, h))
         if not self._writer.isOpened():
             self._discard()
             raise SourceError(f"OpenCV cannot open a {VIDEO_CODECS[ext]} video writer for {self.path}")
 
     def write(self, frame: np.ndarray, depth_bgr: np.ndarray) -> None:
         """Append one frame | depth pair."""
-        if self.temp_path is None:
+        if self._file.temp_path is None:
             raise InputError(f"{self.path}: the writer is closed")
         w, h = self.frame_size
         bgr = to_bgr_uint8(frame, max_pixels=None, source="frame")
@@ -155,21 +148,18 @@ class SideBySideWriter:
         self._writer.write(np.hstack([bgr, depth]))
         self.frames_written += 1
 
+    @property
+    def temp_path(self) -> Path | None:
+        return self._file.temp_path
+
     def close(self) -> Path:
         """Finish the video and move it to ``path`` (idempotent)."""
-        if self.temp_path is not None:
-            self._writer.release()
-            os.chmod(self.temp_path, 0o644)  # mkstemp makes it private; a saved video is an ordinary file
-            os.replace(self.temp_path, self.path)
-            self.temp_path = None
-        return self.path
+        self._writer.release()
+        return self._file.commit()
 
     def _discard(self) -> None:
         self._writer.release()
-        if self.temp_path is not None:
-            with contextlib.suppress(OSError):
-                self.temp_path.unlink()
-            self.temp_path = None
+        self._file.discard()
 
     def __enter__(self) -> SideBySideWriter:
         return self

@@ -14,6 +14,9 @@ from typing import Any
 
 # name -> submodule; imported on first use, so that e.g. the engine builder does not pull in onnx or NNCF.
 _EXPORTS = {
+    "AccuracyGateError": "errors",
+    "CalibrationError": "errors",
+    "EngineBuildError": "errors",
     "CalibrationData": "calibration",
     "gather_calibration": "calibration",
     "convert_fp16": "fp16",

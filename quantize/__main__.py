@@ -15,11 +15,12 @@ import argparse
 import logging
 import sys
 
-from edgedepth.errors import AccuracyGateError, EdgeDepthError, InputError
+from edgedepth.errors import EdgeDepthError, InputError
 from edgedepth.preprocess import parse_hw
 
 from .calibration import DEFAULT_FRAMES, DEFAULT_MIN_FRAMES
 from .engine_cli import add_build_engine_parser, argument_type
+from .errors import AccuracyGateError
 from .gate import GateConfig, GateReport, default_report_path
 from .ptq import MODEL_TYPES, PRESETS, PTQSettings
 

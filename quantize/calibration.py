@@ -20,10 +20,12 @@ import numpy as np
 
 from edgedepth.artifact import ModelSpec, file_sha256
 from edgedepth.capture import GLOB_CHARS, IMAGE_SUFFIXES, SourceKind, VideoSource, list_images
-from edgedepth.errors import CalibrationError, EdgeDepthError, InputError, SourceError
+from edgedepth.errors import EdgeDepthError, InputError, SourceError
 from edgedepth.imageio import load_image
 from edgedepth.preprocess import preprocess
 from edgedepth.rgbd import frame_folders, rgb_file
+
+from .errors import CalibrationError
 
 DEFAULT_FRAMES = 300
 DEFAULT_MIN_FRAMES = 100

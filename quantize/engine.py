@@ -26,20 +26,14 @@ from edgedepth.engine_file import (
     BuildFlags,
     EngineHeader,
     ShapeProfile,
-    read_framed_header,
     write_engine,
-    write_framed,
 )
-from edgedepth.errors import (
-    CalibrationError,
-    EngineBuildError,
-    InputError,
-    ModelLoadError,
-)
-from edgedepth.imageio import atomic_write_bytes
+from edgedepth.errors import InputError, ModelLoadError
+from edgedepth.fileio import atomic_write_bytes, read_framed_header, write_framed
 from edgedepth.preprocess import parse_dims
 
 from .calibration import DEFAULT_FRAMES, DEFAULT_MIN_FRAMES, CalibrationData, gather_calibration
+from .errors import CalibrationError, EngineBuildError
 
 if TYPE_CHECKING:
     import tensorrt as trt

@@ -9,18 +9,16 @@ way, and moves the model into place only on a pass; the temp file is removed in 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgedepth.errors import AccuracyGateError, CalibrationError, InputError
-from edgedepth.imageio import atomic_write_bytes
+from edgedepth.errors import InputError
+from edgedepth.fileio import atomic_path, atomic_write_bytes
 from edgedepth.metrics import (
     DepthMetrics,
     agreement_metrics,
@@ -32,6 +30,7 @@ from edgedepth.metrics import (
 from edgedepth.rgbd import iter_rgbd
 
 from .calibration import gather_bgr_frames
+from .errors import AccuracyGateError, CalibrationError
 
 if TYPE_CHECKING:
     from edgedepth.estimator import DepthEstimator
@@ -210,11 +209,8 @@ def publish(
     if output.exists() and output.resolve() == Path(reference).resolve():
         raise InputError(f"output {output} is the reference model itself; choose another path")
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp.onnx", dir=output.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        onnx.save(candidate, tmp_name)
+    with atomic_path(output, suffix=".tmp.onnx") as tmp:  # becomes output only if the block ends normally
+        onnx.save(candidate, str(tmp))
         report = evaluate(reference, tmp, config)
         report.candidate_name = candidate_name
         report.details.update(details or {})
@@ -230,9 +226,4 @@ def publish(
                 f"{output} was NOT written: {'; '.join(report.reasons)}. Report: "
                 f"{report_path or default_report_path(output)}\n{report.table()}"
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, output)
-        return report
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    return report

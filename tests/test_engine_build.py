@@ -17,7 +17,7 @@ from edgedepth import default_model_path
 from edgedepth.artifact import Precision
 from edgedepth.backends import BackendKind, backend_status
 from edgedepth.engine_file import BuildFlags
-from edgedepth.errors import BackendUnavailableError, CalibrationError, InputError
+from edgedepth.errors import BackendUnavailableError, InputError
 from edgedepth_quantize.engine import (
     build_engine,
     calibration_binding,
@@ -27,6 +27,7 @@ from edgedepth_quantize.engine import (
     read_calibration_cache,
     write_calibration_cache,
 )
+from edgedepth_quantize.errors import CalibrationError
 
 TRT_AVAILABLE = backend_status(BackendKind.TENSORRT).available
 

@@ -14,9 +14,9 @@ import pytest
 
 from edgedepth import imageio
 from edgedepth.errors import InputError
+from edgedepth.fileio import atomic_write_bytes
 from edgedepth.imageio import (
     as_bgr_image,
-    atomic_write_bytes,
     image_header_hw,
     load_image,
     read_png16,

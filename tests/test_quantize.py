@@ -17,7 +17,6 @@ import torch
 
 from edgedepth import DepthEstimator, default_model_path
 from edgedepth.artifact import Precision, read_onnx_spec
-from edgedepth.errors import AccuracyGateError, CalibrationError
 from edgedepth.imageio import load_image
 from edgedepth.preprocess import preprocess
 from edgedepth_quantize import (
@@ -30,6 +29,7 @@ from edgedepth_quantize import (
 )
 from edgedepth_quantize.__main__ import EXIT_GATE_FAILED, main
 from edgedepth_quantize.calibration import CalibrationData, evenly_spaced, plan_calibration, resolve_sources
+from edgedepth_quantize.errors import AccuracyGateError, CalibrationError
 from edgedepth_quantize.graph import head_scope
 from edgedepth_train.export import export_onnx
 from edgedepth_train.models.registry import build_model

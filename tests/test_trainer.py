@@ -12,8 +12,9 @@ import pytest
 import torch
 import yaml
 
-from edgedepth.errors import DataError, RecipeError
+from edgedepth.errors import DataError
 from edgedepth_train.checkpoint import load_checkpoint, save_checkpoint
+from edgedepth_train.errors import RecipeError
 from edgedepth_train.recipe import RECIPES_DIR, load_recipe, parse_recipe
 from edgedepth_train.trainer import Trainer
 

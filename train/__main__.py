@@ -72,7 +72,7 @@ def distill_recipe(args: argparse.Namespace) -> dict:
 def cmd_distill(args: argparse.Namespace) -> None:
     import yaml
 
-    from edgedepth.imageio import atomic_write_bytes
+    from edgedepth.fileio import atomic_write_bytes
 
     from .recipe import recipe_from_dict
     from .trainer import Trainer, init_distributed
@@ -92,7 +92,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     import json
 
     from edgedepth.artifact import read_onnx_spec
-    from edgedepth.imageio import atomic_write_bytes
+    from edgedepth.fileio import atomic_write_bytes
 
     from .evaluate import evaluate_folder, format_report, onnx_predictor, report, torch_predictor
 
@@ -138,7 +138,7 @@ def cmd_preview(args: argparse.Namespace) -> None:
     import cv2
     import numpy as np
 
-    from edgedepth.imageio import atomic_write_bytes
+    from edgedepth.fileio import atomic_write_bytes
     from edgedepth.postprocess import colorize, side_by_side
 
     from .data.render_cache import CachedFrames

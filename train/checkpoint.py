@@ -17,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save
 
 from edgedepth.errors import ModelLoadError
-from edgedepth.imageio import atomic_write_bytes
+from edgedepth.fileio import atomic_write_bytes
 
 SKELETON_KEY = "edgedepth.skeleton"
 

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from edgedepth.artifact import KEY_PREFIX, SPEC_FORMAT, ModelSpec, file_sha256
 from edgedepth.errors import DataError, EdgeDepthError
-from edgedepth.imageio import atomic_open, atomic_write_bytes
+from edgedepth.fileio import atomic_open, atomic_write_bytes
 
 from .data.unlabelled import UnlabelledImages
 

@@ -16,7 +16,7 @@ import onnx
 import torch
 
 from edgedepth.artifact import ModelSpec
-from edgedepth.imageio import atomic_write_bytes
+from edgedepth.fileio import atomic_write_bytes
 
 from .models.efficientdepth import DepthReadout, EfficientDepth
 

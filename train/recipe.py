@@ -18,10 +18,11 @@ from typing import Any, Literal
 
 import yaml
 
-from edgedepth.errors import RecipeError, choices
+from edgedepth.errors import choices
 
 from .data.appearance import AppearanceConfig
 from .data.augment import AugmentConfig
+from .errors import RecipeError
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 LABELLED_LOSSES = ("ssi_l1", "gradient", "laplace_nll", "perceptual", "edge_huber")

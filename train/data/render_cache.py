@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from edgedepth.errors import DataError
-from edgedepth.imageio import atomic_open, atomic_write_bytes
+from edgedepth.fileio import atomic_open, atomic_write_bytes
 
 from .rgbd import Sample, SkippingDataset
 

@@ -1,0 +1,119 @@
+"""Files written so that nothing is lost: atomic writes, and the framed file format.
+
+Every file edgedepth writes goes to a temp file beside its destination and is renamed over it only when
+complete, so a reader (or a crash) never sees half a file. :class:`PendingFile` is that temp file for
+writers that need a path and stay open a while (a video, an ONNX model); :func:`atomic_open` gives a file
+object for one ``with`` block; :func:`atomic_write_bytes` writes bytes. The framed format (magic, header
+length, JSON header, payload) holds TensorRT engines and calibration caches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import InputError, ModelLoadError
+
+MAX_HEADER_BYTES = 1 << 20
+_LENGTH = struct.Struct("<I")
+
+
+class PendingFile:
+    """A hidden temp file beside ``path`` (``.<name>.<random><suffix>``) that becomes ``path`` on
+    :meth:`commit` and disappears on :meth:`discard`. A killed process leaves only the temp file behind,
+    never a half-written ``path``."""
+
+    def __init__(self, path: str | os.PathLike[str], suffix: str = ".tmp") -> None:
+        self.path = Path(path)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+        except OSError as exc:  # folder missing or not writable
+            raise InputError(f"cannot write {self.path} in folder {self.path.parent}: {exc}") from None
+        os.close(fd)
+        self.temp_path: Path | None = Path(tmp)
+
+    def commit(self) -> Path:
+        """Move the finished temp file to ``path`` (keeping an existing file's permissions); idempotent."""
+        if self.temp_path is not None:
+            mode = self.path.stat().st_mode & 0o7777 if self.path.exists() else 0o644
+            os.chmod(self.temp_path, mode)  # mkstemp makes it private; the result is an ordinary file
+            os.replace(self.temp_path, self.path)
+            self.temp_path = None
+        return self.path
+
+    def discard(self) -> None:
+        if self.temp_path is not None:
+            with contextlib.suppress(OSError):
+                self.temp_path.unlink()
+            self.temp_path = None
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
+    """A temp path to write ``path``'s content to; it replaces ``path`` when the block ends normally."""
+    pending = PendingFile(path, suffix)
+    assert pending.temp_path is not None
+    try:
+        yield pending.temp_path
+        pending.commit()
+    finally:
+        pending.discard()
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """A file object on a temp file beside ``path``; flushed to disk and renamed over ``path`` on success,
+    removed on error (Ctrl-C included)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, then os.replace)."""
+    with atomic_open(path) as f:
+        f.write(data)
+    return Path(path)
+
+
+def write_framed(
+    path: str | Path, magic: bytes, header: Mapping[str, Any], payload: bytes | memoryview
+) -> None:
+    """Write ``magic``, the header's length, the JSON header and ``payload`` to ``path`` atomically."""
+    encoded = json.dumps(header, sort_keys=True).encode()
+    with atomic_open(path) as f:
+        f.write(magic + _LENGTH.pack(len(encoded)) + encoded)
+        f.write(payload)
+
+
+def read_framed_header(path: str | Path, magic: bytes, what: str, hint: str = "") -> tuple[Any, int, int]:
+    """The decoded JSON header of a file written by :func:`write_framed`, the payload offset and size.
+
+    ``hint`` is added to the error for a file that does not start with ``magic``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"{what} {path} does not exist")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        prefix = f.read(len(magic) + _LENGTH.size)
+        if len(prefix) < len(magic) + _LENGTH.size or not prefix.startswith(magic):
+            raise ModelLoadError(f"{path} is not an edgedepth {what} (no edgedepth header). {hint}".rstrip())
+        (length,) = _LENGTH.unpack(prefix[len(magic) :])
+        if length > MAX_HEADER_BYTES or len(prefix) + length > size:
+            raise ModelLoadError(
+                f"{path}: the header claims {length} bytes; the file is truncated or corrupt"
+            )
+        try:
+            data = json.loads(f.read(length).decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelLoadError(f"{path}: the header is not valid JSON: {exc}") from None
+    offset = len(prefix) + length
+    return data, offset, size - offset
