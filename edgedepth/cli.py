@@ -16,6 +16,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .embedded import DEMO_CLIP
@@ -61,46 +62,62 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def run_stream(args: argparse.Namespace, source: object, save: str | None, show: bool) -> int:
-    """Shared by ``stream`` and ``demo``: run, optionally show and save side by side, report FPS."""
-    import cv2
+    """Shared by ``stream`` and ``demo``: run, show and/or save side by side, report progress and FPS."""
+    from .capture import WINDOW, VideoOutput
 
-    from .postprocess import SideBySideWriter, side_by_side
-
-    writer = None
-    last_report = time.perf_counter()
+    targets = [t for t, wanted in ((save, bool(save)), (WINDOW, show)) if wanted]
+    progress = Progress()
     with _estimator(args) as est, est.stream(source, max_frames=args.max_frames) as frames:
+        fps = frames.source.fps_hint
+        outputs = [VideoOutput(t, fps=fps, cmap=args.cmap, invert=args.invert) for t in targets]
         try:
             for frame, result in frames:
-                view = side_by_side(frame, result.colorize(args.cmap, args.invert))
-                if save:
-                    if writer is None:
-                        fps = frames.source.fps_hint or 30.0
-                        writer = SideBySideWriter(save, fps, (frame.shape[1], frame.shape[0]))
-                    writer.write(frame, view[:, frame.shape[1] :])
-                if show:
-                    cv2.imshow("edgedepth", view)
-                    if cv2.waitKey(1) & 0xFF in (27, ord("q")):
-                        break
-                if time.perf_counter() - last_report >= 1.0:
-                    s = frames.stats
-                    print(f"\r{s.frames} frames  {s.fps:5.1f} FPS  infer {s.infer_ms_median:5.1f} ms  "
-                          f"latency {s.latency_ms_median:6.1f} ms  dropped {s.dropped}", end="", flush=True)  # fmt: skip
-                    last_report = time.perf_counter()
+                if not all([out.render(frame, result) for out in outputs]):
+                    break
+                s = frames.stats
+                progress.update(f"{s.frames} frames  {s.fps:5.1f} FPS  infer {s.infer_ms_median:5.1f} ms  "
+                                f"latency {s.latency_ms_median:6.1f} ms  dropped {s.dropped}")  # fmt: skip
         except KeyboardInterrupt:
-            print("\ninterrupted")
+            progress.end("interrupted")
         finally:
-            if writer is not None:
-                writer.close()
-            if show:
-                cv2.destroyAllWindows()
+            for out in outputs:
+                out.close()
         s = frames.stats
-    print(f"\n{s.frames} frames in {s.elapsed_s:.1f} s: stream {s.fps:.1f} FPS, model-only "
-          f"{1e3 / s.infer_ms_median:.1f} FPS (median infer {s.infer_ms_median:.1f} ms), "
-          f"median latency {s.latency_ms_median:.1f} ms, dropped {s.dropped}, timeouts {s.timeouts}"
-          f"; backend {est.backend_name}")  # fmt: skip
+    progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: stream {s.fps:.1f} FPS, model-only "
+                 f"{1e3 / s.infer_ms_median:.1f} FPS (median infer {s.infer_ms_median:.1f} ms), "
+                 f"median latency {s.latency_ms_median:.1f} ms, dropped {s.dropped}, timeouts {s.timeouts}"
+                 f"; backend {est.backend_name}")  # fmt: skip
     if save:
         print(f"saved {save}")
     return 0
+
+
+class Progress:
+    """One status line: rewritten in place (carriage return) on a terminal, printed as a plain line every
+    ``every_s`` seconds when the output is a log file or a pipe."""
+
+    def __init__(self, every_s: float = 1.0, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.every_s = every_s
+        self._last = time.perf_counter()
+        self._open = False  # a carriage-return line is showing
+
+    def update(self, text: str) -> None:
+        if time.perf_counter() - self._last < self.every_s:
+            return
+        self._last = time.perf_counter()
+        if self.tty:
+            print(f"\r{text}", end="", flush=True, file=self.stream)
+            self._open = True
+        else:
+            print(text, flush=True, file=self.stream)
+
+    def end(self, text: str) -> None:
+        if self._open:
+            print(file=self.stream)
+            self._open = False
+        print(text, flush=True, file=self.stream)
 
 
 def cmd_stream(args: argparse.Namespace) -> int:

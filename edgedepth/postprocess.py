@@ -131,7 +131,7 @@ class SideBySideWriter:
         fourcc = cv2.VideoWriter.fourcc(*VIDEO_CODECS[ext])
         self._writer = cv2.VideoWriter(str(self._file.temp_path), fourcc, float(fps), (2 * w, h))
         if not self._writer.isOpened():
-            self._discard()
+            self.discard()
             raise SourceError(f"OpenCV cannot open a {VIDEO_CODECS[ext]} video writer for {self.path}")
 
     def write(self, frame: np.ndarray, depth_bgr: np.ndarray) -> None:
@@ -157,7 +157,8 @@ class SideBySideWriter:
         self._writer.release()
         return self._file.commit()
 
-    def _discard(self) -> None:
+    def discard(self) -> None:
+        """Drop the unfinished video (the destination is left as it was)."""
         self._writer.release()
         self._file.discard()
 
@@ -170,7 +171,7 @@ class SideBySideWriter:
         if exc_type is None:
             self.close()
         else:
-            self._discard()
+            self.discard()
 
 
 def _whole_size(frame_size: tuple[int, int]) -> tuple[int, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tiny_models import make_tiny_depth_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -15,6 +16,12 @@ def shared_dir(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"real data folder ../shared/data/{name} is absent (a fresh clone does not have it)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny depth model of ``tiny_models`` (dynamic shape, edgedepth metadata), written once."""
+    return make_tiny_depth_onnx(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
 
 
 @pytest.fixture(scope="session")

@@ -30,11 +30,6 @@ TRT_INSTALL = "pip install edgedepth[tensorrt] (on Jetson: JetPack's TensorRT"
 
 
 @pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_depth_onnx(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
-
-
-@pytest.fixture(scope="module")
 def spec(tiny_onnx: Path) -> ModelSpec:
     return read_onnx_spec(tiny_onnx)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -13,16 +12,10 @@ from tiny_models import make_tiny_depth_onnx, tiny_depth_reference
 
 from edgedepth import DepthEstimator, ModelSpec
 from edgedepth.artifact import OutputKind, read_onnx_spec
-from edgedepth.capture import VideoSource
-from edgedepth.errors import InputError, ModelLoadError, SourceError
+from edgedepth.errors import InputError, ModelLoadError
 from edgedepth.preprocess import preprocess, unpad_and_resize
 
 BACKENDS = ["onnxruntime", "openvino"]
-
-
-@pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_depth_onnx(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -154,70 +147,3 @@ def test_predict_real_photographs(tiny_onnx: Path, images_dir: Path) -> None:
             result = est.predict(path)
             assert result.inverse_depth.shape == cv2.imread(str(path)).shape[:2]
             assert np.isfinite(result.inverse_depth).all()
-
-
-def write_video(path: Path, n: int, size: tuple[int, int] = (64, 48)) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, size)
-    for i in range(n):
-        writer.write(np.full((size[1], size[0], 3), (i * 9) % 256, np.uint8))
-    writer.release()
-    return path
-
-
-def test_stream_a_written_video_end_to_end(tiny_onnx: Path, tmp_path: Path) -> None:
-    video = write_video(tmp_path / "clip.avi", 37)
-    with DepthEstimator(tiny_onnx) as est, est.stream(str(video)) as frames:
-        count = sum(1 for frame, result in frames if result.inverse_depth.shape == frame.shape[:2])
-        assert count == 37 == frames.stats.frames and frames.stats.dropped == 0
-
-
-def test_stream_a_real_video_end_to_end(tiny_onnx: Path, video_dir: Path) -> None:
-    path = video_dir / "tree.avi"
-    capture, decodable = cv2.VideoCapture(str(path)), 0
-    while capture.read()[0]:
-        decodable += 1
-    with DepthEstimator(tiny_onnx) as est, est.stream(str(path)) as frames:
-        assert sum(1 for _ in frames) == decodable > 0
-
-
-class FailingCamera:
-    """A capture-like live source that delivers a few frames, then fails for good."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def read(self) -> tuple[bool, np.ndarray | None]:
-        self.n += 1
-        time.sleep(0.005)
-        return (self.n <= 5, np.zeros((32, 32, 3), np.uint8) if self.n <= 5 else None)
-
-    def isOpened(self) -> bool:
-        return True
-
-    def release(self) -> None:
-        pass
-
-
-def test_a_source_that_fails_is_reported(tiny_onnx: Path) -> None:
-    source = VideoSource.from_capture(FailingCamera(), live=True, reconnect=False)
-    with DepthEstimator(tiny_onnx) as est, pytest.raises(SourceError):
-        for _ in est.stream(source):
-            pass
-
-
-def test_closing_a_live_stream_is_prompt(tiny_onnx: Path) -> None:
-    class EndlessCamera(FailingCamera):
-        def read(self) -> tuple[bool, np.ndarray]:
-            time.sleep(0.002)
-            return True, np.zeros((32, 32, 3), np.uint8)
-
-    source = VideoSource.from_capture(EndlessCamera(), live=True)
-    with DepthEstimator(tiny_onnx) as est:
-        frames = est.stream(source)
-        for i, _ in enumerate(frames):
-            if i == 10:
-                break
-        t0 = time.perf_counter()
-        frames.close()
-        assert time.perf_counter() - t0 < 2.0
-        assert not any(t.is_alive() for t in frames._threads)

@@ -1,9 +1,8 @@
-"""VideoSource: cameras, video files, image folders, network streams and GStreamer pipelines behind one API.
+"""Which kind of source a uri names, and how to open each kind.
 
-``classify_source`` maps a uri to a SourceKind with a small rule table, each kind has an opener (a zero-arg
-function returning a cv2.VideoCapture-like object), and every source, built in or wrapped with
-``VideoSource.from_capture``, then runs through the same FrameGrabber thread (``capture_live.py``).
-Live sources hand out only the newest frame; file sources hand out every frame in order.
+``classify_source`` maps a uri to a SourceKind with a small rule table, without opening anything; each
+kind has an opener factory returning a zero-arg function that makes a cv2.VideoCapture-like object.
+Image folders, globs and RGB-D folders are read by :class:`ImageSequenceCapture`.
 """
 
 from __future__ import annotations
@@ -11,41 +10,17 @@ from __future__ import annotations
 import glob
 import os
 import re
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from enum import Enum
 from functools import cache
 from pathlib import Path
-from types import TracebackType
 
 import cv2
 import numpy as np
 
-from .capture_live import (
-    CaptureLike,
-    CaptureStats,
-    Frame,
-    FrameGrabber,
-    Opener,
-    ReadStatus,
-    as_opener,
-    describe_capture,
-    release_quietly,
-)
-from .errors import InputError, SourceError
-from .rgbd import frame_folders, rgb_file
-
-__all__ = [
-    "CaptureLike",
-    "CaptureStats",
-    "Frame",
-    "ImageSequenceCapture",
-    "ReadStatus",
-    "SourceKind",
-    "VideoSource",
-    "classify_source",
-    "jetson_csi_pipeline",
-]
+from ..errors import InputError, SourceError
+from ..rgbd import frame_folders, rgb_file
+from .records import CaptureLike, Opener
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "tcp://")
@@ -227,7 +202,7 @@ def _gstreamer_opener(text: str, api: int | None) -> Opener:
     return lambda: cv2.VideoCapture(text, cv2.CAP_GSTREAMER if api is None else api)
 
 
-_OPENERS: dict[SourceKind, Callable[[str, int | None], Opener]] = {
+OPENERS: dict[SourceKind, Callable[[str, int | None], Opener]] = {
     SourceKind.CAMERA: _camera_opener,
     SourceKind.FILE: _file_opener,
     SourceKind.IMAGES: _images_opener,
@@ -238,157 +213,7 @@ _OPENERS: dict[SourceKind, Callable[[str, int | None], Opener]] = {
 
 
 @cache
-def _opencv_has(feature: str) -> bool:
+def opencv_has(feature: str) -> bool:
     """Whether this OpenCV build lists ``feature`` (e.g. GStreamer) as YES in its build information."""
     match = re.search(rf"^\s*{feature}:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
     return match is not None and match.group(1).upper() == "YES"
-
-
-class VideoSource:
-    """Frames from any source through one API: ``read()``, iteration, ``stats`` and ``close()``.
-
-    ``timeout_s`` bounds each read (TIMEOUT after it); ``reconnect`` and ``backoff_s`` (initial, max seconds)
-    govern reopening a live source whose reads fail; ``loop`` restarts file sources at their end (live sources
-    ignore it); ``api_preference`` is a cv2.CAP_* backend. Raises SourceError if the source cannot be opened.
-    """
-
-    def __init__(
-        self,
-        uri: int | str | os.PathLike[str],
-        *,
-        timeout_s: float = 1.0,
-        reconnect: bool = True,
-        backoff_s: tuple[float, float] = (0.5, 8.0),
-        loop: bool = False,
-        api_preference: int | None = None,
-    ) -> None:
-        kind = classify_source(uri)
-        text = str(uri) if isinstance(uri, int) else os.fspath(uri).strip()
-        opener = _OPENERS[kind](text, api_preference)
-        self._start(opener, kind, kind in LIVE_KINDS, text, timeout_s, reconnect, backoff_s, loop)
-
-    @classmethod
-    def from_capture(
-        cls,
-        capture: CaptureLike | Opener,
-        live: bool = True,
-        uri: str = "<custom>",
-        *,
-        kind: SourceKind | None = None,
-        timeout_s: float = 1.0,
-        reconnect: bool = True,
-        backoff_s: tuple[float, float] = (0.5, 8.0),
-        loop: bool = False,
-    ) -> VideoSource:
-        """Wrap a cv2.VideoCapture-like object, or a zero-arg callable making one (needed to reconnect)."""
-        source = cls.__new__(cls)
-        kind = kind or (SourceKind.CAMERA if live else SourceKind.FILE)
-        source._start(as_opener(capture), kind, live, uri, timeout_s, reconnect, backoff_s, loop)
-        return source
-
-    def _start(
-        self,
-        opener: Opener,
-        kind: SourceKind,
-        live: bool,
-        uri: str,
-        timeout_s: float,
-        reconnect: bool,
-        backoff_s: tuple[float, float],
-        loop: bool,
-    ) -> None:
-        if not timeout_s > 0:
-            raise InputError(f"timeout_s={timeout_s!r} must be a positive number of seconds")
-        if len(backoff_s) != 2 or not 0 < backoff_s[0] <= backoff_s[1]:
-            raise InputError(
-                f"backoff_s={backoff_s!r} must be (initial, max) seconds with 0 < initial <= max"
-            )
-        self._kind, self._live, self._uri, self._timeout_s = kind, live, uri, float(timeout_s)
-        self._last_error: str | None = None
-        try:
-            capture = opener()
-        except SourceError:
-            raise
-        except Exception as exc:
-            raise SourceError(
-                f"cannot open {kind.value} source '{uri}': {exc}; accepted: {ACCEPTED}"
-            ) from exc
-        if not capture.isOpened():
-            release_quietly(capture)
-            hint = ""
-            if kind is SourceKind.GSTREAMER and not _opencv_has("GStreamer"):
-                hint = " (this OpenCV build has no GStreamer support)"
-            raise SourceError(f"cannot open {kind.value} source '{uri}'{hint}; accepted: {ACCEPTED}")
-        self._fps_hint, self._frame_size = describe_capture(capture)
-        self._grabber = FrameGrabber(
-            capture,
-            opener,
-            live=live,
-            reconnect=reconnect,
-            backoff_s=(float(backoff_s[0]), float(backoff_s[1])),
-            loop=loop,
-            name=f"edgedepth-capture[{uri}]",
-        )
-        weakref.finalize(self, self._grabber.close, 0.0)  # a forgotten source stops its thread when collected
-
-    def read(self, timeout_s: float | None = None) -> Frame:
-        """The next frame (live: the newest one not yet returned), or TIMEOUT / END_OF_STREAM / ERROR."""
-        frame = self._grabber.read(self._timeout_s if timeout_s is None else timeout_s)
-        if frame.status is ReadStatus.ERROR:
-            self._last_error = frame.error
-        return frame
-
-    def __iter__(self) -> Iterator[Frame]:
-        """OK frames until END_OF_STREAM or ERROR (then see ``last_error``); timeouts are skipped."""
-        while True:
-            frame = self.read()
-            if frame.status is ReadStatus.OK:
-                yield frame
-            elif frame.status is not ReadStatus.TIMEOUT:
-                return
-
-    def close(self) -> None:
-        """Stop the grabber (joined within about 1 s) and wake any read waiting in another thread."""
-        self._grabber.close()
-
-    def __enter__(self) -> VideoSource:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"VideoSource({self._uri!r}, kind={self._kind.name})"
-
-    @property
-    def stats(self) -> CaptureStats:
-        return self._grabber.stats()
-
-    @property
-    def kind(self) -> SourceKind:
-        return self._kind
-
-    @property
-    def uri(self) -> str:
-        return self._uri
-
-    @property
-    def is_live(self) -> bool:
-        return self._live
-
-    @property
-    def fps_hint(self) -> float | None:
-        """The container's frame rate when it states one, else None."""
-        return self._fps_hint
-
-    @property
-    def frame_size(self) -> tuple[int, int] | None:
-        """(width, height) from the container, else from the newest captured frame, else None."""
-        return self._frame_size or self._grabber.last_size
-
-    @property
-    def last_error(self) -> str | None:
-        """The message of the last ERROR read, so a loop that ended can say why."""
-        return self._last_error

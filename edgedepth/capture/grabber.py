@@ -1,169 +1,38 @@
-"""The grabber thread behind every VideoSource, and the records it hands out.
+"""The grabber thread behind every VideoSource.
 
-One thread owns the capture object and reads from it continuously; nothing else touches the capture once the
-thread runs. Live sources keep only the newest frame (an older unread one is counted as dropped, so latency
-stays at one frame) and reopen the capture with exponential backoff when reading fails. File sources fill a
-small bounded queue and wait while it is full, so a consumer slower than decoding still gets every frame.
-``edgedepth.capture`` builds the openers and is the module users import.
+One thread owns the capture object and reads from it continuously; nothing else touches the capture once
+the thread runs. :class:`LiveGrabber` keeps only the newest frame (an older unread one is counted as
+dropped, so latency stays at one frame) and reopens the capture with exponential backoff when reading
+fails. :class:`FileGrabber` fills a small bounded queue and waits while it is full, so a consumer slower
+than decoding still gets every frame, and can loop the file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Literal, Protocol
+from typing import Literal
 
-import cv2
 import numpy as np
 
-from .errors import InputError, SourceError
+from .records import CaptureLike, CaptureStats, Frame, Opener, ReadStatus, release_quietly, reports_end
 
 FPS_WINDOW = 30  # capture timestamps kept for capture_fps
 JOIN_TIMEOUT_S = 1.0
-
-
-class CaptureLike(Protocol):
-    """The part of cv2.VideoCapture a source needs; ``get(prop)`` and a ``corrupt`` counter are optional."""
-
-    def read(self) -> tuple[bool, Any]: ...
-
-    def isOpened(self) -> bool: ...
-
-    def release(self) -> None: ...
-
-
-Opener = Callable[[], CaptureLike]
 Outcome = Literal["frame", "empty", "end", "raised"]
 
 
-class ReadStatus(Enum):
-    """What a read produced: a frame, nothing yet, a finished source or a failed one."""
+class FrameGrabber:
+    """Reads ``capture`` on a daemon thread; ``read(timeout_s)`` hands frames to one consumer.
 
-    OK = "ok"
-    TIMEOUT = "timeout"
-    END_OF_STREAM = "end_of_stream"
-    ERROR = "error"
-
-
-@dataclass(frozen=True, eq=False)
-class Frame:
-    """One result of ``VideoSource.read()``: a BGR uint8 image with its capture index and time, or a status.
-
-    ``index`` counts frames in capture order (-1 when there is no image); ``timestamp_s`` is time.monotonic()
-    when the frame was captured (or when the read returned, without an image).
+    Subclasses decide what happens when a new frame finds the queue full (``_make_room``) and when a
+    read brings no frame (``_recover``).
     """
 
-    status: ReadStatus
-    image: np.ndarray | None = None
-    index: int = -1
-    timestamp_s: float = 0.0
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status is ReadStatus.OK
-
-    @property
-    def age_ms(self) -> float:
-        """Milliseconds since capture: how stale the frame is by the time it is used."""
-        return (time.monotonic() - self.timestamp_s) * 1000.0
-
-
-@dataclass(frozen=True)
-class CaptureStats:
-    """A consistent snapshot of a source's counters, taken under one lock."""
-
-    frames_read: int  # OK frames returned to the caller
-    frames_captured: int  # frames the grabber got from the capture
-    dropped: int  # live only: frames overwritten before anyone read them
-    corrupt: int  # images that failed to decode and were skipped
-    reconnects: int  # successful reopenings of a live source
-    timeouts: int  # reads that returned TIMEOUT
-    capture_fps: float  # over the last FPS_WINDOW captures; 0.0 before two
-    last_frame_age_ms: float | None  # since the newest capture; None before the first
-
-
-def reports_end(capture: CaptureLike) -> bool:
-    """True when a capture with a known frame count says it is past the last frame (an explicit end)."""
-    get = getattr(capture, "get", None)
-    if get is None:
-        return False
-    try:
-        total, position = float(get(cv2.CAP_PROP_FRAME_COUNT)), float(get(cv2.CAP_PROP_POS_FRAMES))
-    except Exception:  # a capture-like object may not know the property
-        return False
-    return total > 0 and position >= total
-
-
-def release_quietly(capture: CaptureLike | None) -> None:
-    """Release a capture, ignoring errors: it is being thrown away."""
-    if capture is not None:
-        with contextlib.suppress(Exception):
-            capture.release()
-
-
-def as_opener(capture: CaptureLike | Opener) -> Opener:
-    """An object is used once (it cannot be reopened); a zero-arg callable is called for every (re)open."""
-    if hasattr(capture, "read"):
-        handed: list[CaptureLike] = [capture]  # type: ignore[list-item]
-
-        def reuse_once() -> CaptureLike:
-            if not handed:
-                raise SourceError(
-                    "a capture object cannot be reopened; pass a zero-arg callable to from_capture to reconnect"
-                )
-            return handed.pop()
-
-        return reuse_once
-    if callable(capture):
-        return capture
-    raise InputError(f"from_capture needs a capture-like object or a zero-arg callable, got {capture!r}")
-
-
-def describe_capture(capture: CaptureLike) -> tuple[float | None, tuple[int, int] | None]:
-    """The container's FPS and frame size when the capture knows them."""
-    get = getattr(capture, "get", None)
-    if get is None:
-        return None, None
-    try:
-        fps, width, height = (
-            float(get(p)) for p in (cv2.CAP_PROP_FPS, cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT)
-        )
-    except Exception:  # a capture-like object may not know these properties
-        return None, None
-    fps_hint = fps if math.isfinite(fps) and 0 < fps < 10_000 else None
-    return fps_hint, ((int(width), int(height)) if width > 0 and height > 0 else None)
-
-
-class FrameGrabber:
-    """Reads ``capture`` on a daemon thread; ``read(timeout_s)`` hands frames to one consumer."""
-
-    def __init__(
-        self,
-        capture: CaptureLike,
-        opener: Opener,
-        *,
-        live: bool,
-        reconnect: bool,
-        backoff_s: tuple[float, float],
-        loop: bool,
-        queue_size: int = 4,
-        name: str = "edgedepth-capture",
-    ) -> None:
+    def __init__(self, capture: CaptureLike, opener: Opener, name: str = "edgedepth-capture") -> None:
         self._capture: CaptureLike | None = capture
         self._opener = opener
-        self._live = live
-        self._reconnect = reconnect
-        self._backoff_s = backoff_s
-        self._next_delay_s = backoff_s[0]
-        self._loop = loop
-        self._capacity = 1 if live else max(1, queue_size)
         self._frames: deque[tuple[np.ndarray, int, float]] = deque()
         self._cond = threading.Condition()
         self._closed = threading.Event()
@@ -272,16 +141,9 @@ class FrameGrabber:
 
     def _push(self, image: np.ndarray) -> None:
         captured_s = time.monotonic()
-        self._next_delay_s = self._backoff_s[0]
         self._since_open += 1
         with self._cond:
-            if self._live:
-                while self._frames:
-                    self._frames.popleft()
-                    self._dropped += 1
-            else:
-                while len(self._frames) >= self._capacity and not self._closed.is_set():
-                    self._cond.wait()
+            self._make_room()
             self._frames.append((image, self._next_index, captured_s))
             self._next_index += 1
             self._captured += 1
@@ -289,19 +151,13 @@ class FrameGrabber:
             self.last_size = (int(image.shape[1]), int(image.shape[0]))
             self._cond.notify_all()
 
+    def _make_room(self) -> None:
+        """Called with the lock held before a new frame is queued."""
+        raise NotImplementedError
+
     def _recover(self, outcome: Outcome, message: str) -> bool:
         """Handle a read without a frame: True to keep reading, False once a final status is set."""
-        if not self._live:
-            if outcome == "raised":
-                return self._finish(ReadStatus.ERROR, message)
-            if self._loop and self._since_open > 0:
-                return self._reopen_file()
-            return self._finish(ReadStatus.END_OF_STREAM, None)
-        if self._reconnect:
-            return self._reconnect_with_backoff(message)
-        if outcome == "end":
-            return self._finish(ReadStatus.END_OF_STREAM, message)
-        return self._finish(ReadStatus.ERROR, f"{message}; reconnect is off")
+        raise NotImplementedError
 
     def _finish(self, status: ReadStatus, error: str | None) -> bool:
         with self._cond:
@@ -318,14 +174,37 @@ class FrameGrabber:
         release_quietly(capture)
         return None
 
-    def _reopen_file(self) -> bool:
-        release_quietly(self._capture)
-        self._capture = None
-        try:
-            opened = self._open()
-        except Exception as exc:
-            return self._finish(ReadStatus.ERROR, f"reopening to loop failed: {exc}")
-        return opened is not None or self._finish(ReadStatus.ERROR, "reopening to loop failed")
+
+class LiveGrabber(FrameGrabber):
+    """A camera or stream: only the newest frame is kept; failed reads reconnect with backoff (or end the
+    source with ERROR when ``reconnect`` is off, or END_OF_STREAM when the capture said so)."""
+
+    def __init__(
+        self,
+        capture: CaptureLike,
+        opener: Opener,
+        *,
+        reconnect: bool,
+        backoff_s: tuple[float, float],
+        name: str = "edgedepth-capture",
+    ) -> None:
+        self._reconnect = reconnect
+        self._backoff_s = backoff_s
+        self._next_delay_s = backoff_s[0]
+        super().__init__(capture, opener, name)
+
+    def _make_room(self) -> None:
+        self._next_delay_s = self._backoff_s[0]  # frames flow again: the next outage starts from scratch
+        while self._frames:
+            self._frames.popleft()
+            self._dropped += 1
+
+    def _recover(self, outcome: Outcome, message: str) -> bool:
+        if self._reconnect:
+            return self._reconnect_with_backoff(message)
+        if outcome == "end":
+            return self._finish(ReadStatus.END_OF_STREAM, message)
+        return self._finish(ReadStatus.ERROR, f"{message}; reconnect is off")
 
     def _reconnect_with_backoff(self, why: str) -> bool:
         """Reopen until it works, doubling the wait up to backoff_s[1]; an opener that raises means gone."""
@@ -349,3 +228,40 @@ class FrameGrabber:
                     self._reconnects += 1
                     self._note = None
                 return True
+
+
+class FileGrabber(FrameGrabber):
+    """A file or image sequence: every frame, in order, through a bounded queue; ``loop`` restarts it."""
+
+    def __init__(
+        self,
+        capture: CaptureLike,
+        opener: Opener,
+        *,
+        loop: bool,
+        queue_size: int = 4,
+        name: str = "edgedepth-capture",
+    ) -> None:
+        self._loop = loop
+        self._capacity = max(1, queue_size)
+        super().__init__(capture, opener, name)
+
+    def _make_room(self) -> None:
+        while len(self._frames) >= self._capacity and not self._closed.is_set():
+            self._cond.wait()
+
+    def _recover(self, outcome: Outcome, message: str) -> bool:
+        if outcome == "raised":
+            return self._finish(ReadStatus.ERROR, message)
+        if self._loop and self._since_open > 0:
+            return self._reopen_file()
+        return self._finish(ReadStatus.END_OF_STREAM, None)
+
+    def _reopen_file(self) -> bool:
+        release_quietly(self._capture)
+        self._capture = None
+        try:
+            opened = self._open()
+        except Exception as exc:
+            return self._finish(ReadStatus.ERROR, f"reopening to loop failed: {exc}")
+        return opened is not None or self._finish(ReadStatus.ERROR, "reopening to loop failed")
