@@ -65,7 +65,7 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
     """Shared by ``stream`` and ``demo``: run, show and/or save side by side, report progress and FPS."""
     from .capture import WINDOW, VideoOutput
 
-    targets = [t for t, wanted in ((save, bool(save)), (WINDOW, show)) if wanted]
+    targets = [*([save] if save else []), *([WINDOW] if show else [])]
     progress = Progress()
     with _estimator(args) as est, est.stream(source, max_frames=args.max_frames) as frames:
         fps = frames.source.fps_hint
