@@ -3,6 +3,7 @@
     python -m benchmarks                                  # the embedded model, fp32 and int8, every backend
     python -m benchmarks --sizes 256 --batches 1          # one cell per backend and precision
     python -m benchmarks --model my.onnx --backends openvino --threads 4
+    python -m benchmarks --only stream --video ../shared/data/video/vtest.avi   # stream FPS vs model-only
     edgedepth benchmark ...                               # the same options
 
 Writes results.json, results.md and latency.png (with matplotlib) into --out and prints the tables.
@@ -12,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import shlex
 import sys
 from pathlib import Path
 
+from edgedepth.embedded import DEMO_CLIP
 from edgedepth.errors import EdgeDepthError
 
 from .config import (
@@ -25,10 +26,12 @@ from .config import (
     PARTS,
     BenchmarkConfig,
     check_sizes,
+    counted_fields,
     model_entries,
     parse_backends,
     parse_batches,
     parse_list,
+    parse_parts,
     parse_precisions,
     parse_sizes,
 )
@@ -37,7 +40,6 @@ from .reference import VIT_S14, ViTConfig
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options shared by ``python -m benchmarks`` and ``edgedepth benchmark``."""
-    d = BenchmarkConfig.__dataclass_fields__
     what = parser.add_argument_group("what to measure")
     what.add_argument(
         "--model", type=Path, action="append", help="an ONNX model (repeatable; default: the embedded one)"
@@ -62,58 +64,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batches", default=",".join(map(str, DEFAULT_BATCHES)), help="batch sizes (default: 1,4)"
     )
     what.add_argument(
-        "--video", type=Path, default=d["video"].default, help="video for the stream (default: the demo clip)"
+        "--video", type=Path, default=DEMO_CLIP, help="video for the stream (default: the demo clip)"
     )
     what.add_argument("--skip", default="", help=f"comma-separated parts to leave out: {', '.join(PARTS)}")
+    what.add_argument(
+        "--only",
+        help=f"comma-separated parts to run, all others left out (e.g. --only stream): {', '.join(PARTS)}",
+    )
     how = parser.add_argument_group("how long")
-    how.add_argument(
-        "--threads",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="threads per backend and OpenCV (default: all cores)",
-    )
-    how.add_argument(
-        "--warmup", type=int, default=d["warmup"].default, help="untimed calls per model and cell first"
-    )
-    how.add_argument(
-        "--runs", type=int, default=d["runs"].default, help="timed calls per model, cell and round"
-    )
-    how.add_argument(
-        "--rounds",
-        type=int,
-        default=d["rounds"].default,
-        help="interleaved rounds (reference and ours alternate)",
-    )
-    how.add_argument(
-        "--ref-warmup", type=int, default=d["ref_warmup"].default, help="untimed reference calls per cell"
-    )
-    how.add_argument(
-        "--ref-runs", type=int, default=d["ref_runs"].default, help="timed reference calls per cell and round"
-    )
-    how.add_argument(
-        "--memory-runs", type=int, default=d["memory_runs"].default, help="calls per cell in the memory probe"
-    )
-    how.add_argument(
-        "--stream-rounds",
-        type=int,
-        default=d["stream_rounds"].default,
-        help="stream passes, each after a model-only block",
-    )
-    how.add_argument(
-        "--stream-runs", type=int, default=d["stream_runs"].default, help="model-only calls per stream round"
-    )
-    how.add_argument(
-        "--stream-frames",
-        type=int,
-        default=d["stream_frames"].default,
-        help="frames per stream pass (0: all)",
-    )
-    how.add_argument(
-        "--preprocess-runs",
-        type=int,
-        default=d["preprocess_runs"].default,
-        help="calls per preprocessing cell",
-    )
+    for f in counted_fields():
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        how.add_argument(
+            f"--{f.name.replace('_', '-')}", type=int, default=default, help=str(f.metadata["help"])
+        )
     ref = parser.add_argument_group("reference and output")
     ref.add_argument(
         "--reference-dims",
@@ -146,10 +109,7 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
         raise InputError(
             f"--reference-dims={args.reference_dims!r}: give four integers WIDTH,DEPTH,HEADS,MLP"
         ) from None
-    skip = frozenset(parse_list(args.skip, "--skip")) if args.skip.strip() else frozenset()
-    unknown = sorted(skip - set(PARTS))
-    if unknown:
-        raise InputError(f"--skip: {', '.join(unknown)} unknown; choose from {', '.join(PARTS)}")
+    skip = parse_parts(args.skip, args.only)
     models = model_entries(args.model, parse_precisions(args.precisions), args.engine)
     sizes = parse_sizes(args.sizes)
     for entry in models:
@@ -160,17 +120,7 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
         backends=parse_backends(args.backends, engines=bool(args.engine)),
         sizes=sizes,
         batches=parse_batches(args.batches),
-        threads=args.threads,
-        warmup=args.warmup,
-        runs=args.runs,
-        rounds=args.rounds,
-        ref_warmup=args.ref_warmup,
-        ref_runs=args.ref_runs,
-        memory_runs=args.memory_runs,
-        stream_rounds=args.stream_rounds,
-        stream_runs=args.stream_runs,
-        stream_frames=args.stream_frames,
-        preprocess_runs=args.preprocess_runs,
+        **{f.name: getattr(args, f.name) for f in counted_fields()},
         video=args.video,
         reference=ViTConfig(width=width, depth=depth, heads=heads, mlp=mlp),
         reference_engine=args.reference_engine,

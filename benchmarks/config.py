@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from edgedepth.artifact import ModelSpec, Precision, parse_enum, read_spec
 from edgedepth.backends import BACKENDS, BackendKind, available_backends
@@ -17,7 +18,7 @@ from .reference import VIT_S14, ViTConfig
 DEFAULT_SIZES = ((256, 256), (384, 384), (512, 512))
 DEFAULT_BATCHES = (1, 4)
 DEFAULT_PRECISIONS = (Precision.FP32, Precision.INT8)
-PARTS = ("stream", "preprocess", "memory", "peak", "reference")
+PARTS = ("latency", "stream", "preprocess", "memory", "peak", "reference")
 CPU_BACKENDS = (BackendKind.ONNXRUNTIME, BackendKind.OPENVINO)
 
 
@@ -48,23 +49,32 @@ class ModelEntry:
         return f"{name} {self.precision}" + (" engine" if self.is_engine else "")
 
 
+def count(default: int, minimum: int, help: str) -> Any:
+    """A numeric setting: its default, its smallest valid value and its ``--option`` help, in one place
+    (``__main__`` generates the option from it; ``BenchmarkConfig`` checks the minimum)."""
+    return field(default=default, metadata={"minimum": minimum, "help": help})
+
+
 @dataclass(frozen=True)
 class BenchmarkConfig:
     models: tuple[ModelEntry, ...]
     backends: tuple[BackendKind, ...]
     sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES
     batches: tuple[int, ...] = DEFAULT_BATCHES
-    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
-    warmup: int = 5
-    runs: int = 20
-    rounds: int = 3
-    ref_warmup: int = 1
-    ref_runs: int = 2
-    memory_runs: int = 10
-    stream_rounds: int = 3
-    stream_runs: int = 50
-    stream_frames: int = 120
-    preprocess_runs: int = 50
+    threads: int = field(
+        default_factory=lambda: os.cpu_count() or 1,
+        metadata={"minimum": 1, "help": "threads per backend and OpenCV (default: all cores)"},
+    )
+    warmup: int = count(5, 1, "untimed calls per model and cell first")
+    runs: int = count(20, 1, "timed calls per model, cell and round")
+    rounds: int = count(3, 1, "interleaved rounds (reference and ours alternate)")
+    ref_warmup: int = count(1, 1, "untimed reference calls per cell")
+    ref_runs: int = count(2, 1, "timed reference calls per cell and round")
+    memory_runs: int = count(10, 0, "calls per cell in the memory probe")
+    stream_rounds: int = count(3, 1, "stream passes, each after a model-only block")
+    stream_runs: int = count(50, 0, "model-only calls per stream round")
+    stream_frames: int = count(120, 0, "frames per stream pass (0: all)")
+    preprocess_runs: int = count(50, 1, "calls per preprocessing cell")
     video: Path = DEMO_CLIP
     reference: ViTConfig = VIT_S14
     reference_engine: Path | None = None
@@ -72,23 +82,31 @@ class BenchmarkConfig:
     skip: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        for name in (
-            "threads",
-            "warmup",
-            "runs",
-            "rounds",
-            "ref_warmup",
-            "ref_runs",
-            "stream_rounds",
-            "preprocess_runs",
-        ):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')}={getattr(self, name)} must be at least 1")
-        for name in ("memory_runs", "stream_runs", "stream_frames"):
-            if getattr(self, name) < 0:
-                raise InputError(f"--{name.replace('_', '-')}={getattr(self, name)} must be 0 or more")
+        for f in counted_fields():
+            value = getattr(self, f.name)
+            if value < f.metadata["minimum"]:
+                raise InputError(
+                    f"--{f.name.replace('_', '-')}={value} must be at least {f.metadata['minimum']}"
+                )
         if not self.video.is_file() and "stream" not in self.skip:
             raise InputError(f"--video {self.video}: no such file")
+
+
+def counted_fields() -> list[Field[Any]]:
+    """The numeric settings, each of which is an ``--option`` of the same name."""
+    return [f for f in fields(BenchmarkConfig) if "minimum" in f.metadata]
+
+
+def parse_parts(skip: str, only: str | None) -> frozenset[str]:
+    """The parts to leave out, from ``--skip`` or (its complement) ``--only``."""
+    if only is not None and skip.strip():
+        raise InputError("--skip and --only exclude each other; give one")
+    option, text = ("--only", only) if only is not None else ("--skip", skip)
+    named = frozenset(parse_list(text, option)) if text.strip() else frozenset()
+    unknown = sorted(named - set(PARTS))
+    if unknown:
+        raise InputError(f"{option}: {', '.join(unknown)} unknown; choose from {', '.join(PARTS)}")
+    return frozenset(PARTS) - named if only is not None else named
 
 
 def parse_list(text: str, option: str) -> list[str]:

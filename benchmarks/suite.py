@@ -18,14 +18,12 @@ from edgedepth.backends import BackendKind
 from edgedepth.errors import EdgeDepthError
 
 from .config import BenchmarkConfig, ModelEntry
-from .harness import expected_calls
-from .latency import GOAL_RATIO, REFERENCE_KEY, measure_backend, open_models
-from .machine import machine_info
-from .memory_probe import run_probe
-from .peak import matmul_peak
-from .preprocessing import benchmark_frames, cpu_rows, cuda_rows
+from .latency import GOAL_RATIO, REFERENCE_KEY, expected_calls, measure_backend, open_models
+from .memory import run_probe
+from .pipeline import benchmark_frames, cpu_rows, cuda_rows, first_frame, measure_stream, open_estimator
 from .reference import default_cache_dir, reference_hw, reference_onnx, vit_flops
-from .stream import first_frame, measure_stream, open_estimator
+from .reference.peak import matmul_peak
+from .report import machine_info
 
 SCHEMA = "edgedepth-benchmark/1"
 PROBE_START_S = 3.0  # a fresh interpreter importing a backend, for the duration estimate
@@ -87,7 +85,8 @@ def run_suite(cfg: BenchmarkConfig, command: str, log: Log = _stderr) -> dict[st
     cache = cfg.cache_dir or default_cache_dir()
     skipped: list[dict[str, str]] = []
     ref_onnx = None
-    if "reference" not in cfg.skip:
+    timing = "latency" not in cfg.skip
+    if timing and "reference" not in cfg.skip:
         log(f"reference {cfg.reference.name}: building or reading its ONNX file in {cache}")
         ref_onnx = reference_onnx(cfg.reference, cache)
     peaks: dict[str, Any] = {}
@@ -96,12 +95,12 @@ def run_suite(cfg: BenchmarkConfig, command: str, log: Log = _stderr) -> dict[st
     estimated: list[float] = []
     failed: set[BackendKind] = set()
     for kind in cfg.backends:
-        if "peak" not in cfg.skip and kind is not BackendKind.TENSORRT:
+        if "peak" not in cfg.skip and kind is not BackendKind.TENSORRT and timing:
             peaks[kind.value] = matmul_peak(kind, cfg.threads, cache)
             log(f"{kind}: fp32 MatMul ceiling {peaks[kind.value]['gflops_per_s']:.1f} GFLOP/s")
     # The machine's ceiling is the best any backend reaches; each row's GFLOP/s is set against it.
     machine_peak = max((p["gflops_per_s"] for p in peaks.values()), default=None)
-    for kind in cfg.backends:
+    for kind in cfg.backends if timing else ():
         ref_path, references[kind.value] = reference_for(cfg, kind, ref_onnx)
         if ref_path is None:
             skipped.append({"what": f"reference on {kind.value}", "reason": references[kind.value]})
@@ -130,7 +129,7 @@ def run_suite(cfg: BenchmarkConfig, command: str, log: Log = _stderr) -> dict[st
     working = replace(cfg, backends=tuple(k for k in cfg.backends if k not in failed))
     stream = measure_streams(working, log) if "stream" not in cfg.skip else []
     preprocess = measure_preprocess(cfg, frame, skipped) if "preprocess" not in cfg.skip else []
-    if "memory" not in cfg.skip:
+    if "memory" not in cfg.skip and timing:  # memory is reported per latency cell
         attach_memory(working, latency, ref_onnx, log)
     for part in sorted(cfg.skip):
         skipped.append({"what": part, "reason": f"--skip {part}"})

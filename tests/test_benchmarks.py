@@ -21,8 +21,7 @@ from edgedepth.backends import BackendKind, backend_status
 from edgedepth.errors import InputError, ModelLoadError
 from edgedepth_benchmarks import __main__ as cli
 from edgedepth_benchmarks.config import BenchmarkConfig, ModelEntry
-from edgedepth_benchmarks.flops import count_flops
-from edgedepth_benchmarks.harness import TimedRunner, latency_stats, run_interleaved
+from edgedepth_benchmarks.latency import TimedRunner, latency_stats, run_interleaved
 from edgedepth_benchmarks.memory import (
     parse_tegrastats,
     peak_rss_mb,
@@ -31,6 +30,7 @@ from edgedepth_benchmarks.memory import (
     summarize_tegrastats,
 )
 from edgedepth_benchmarks.reference import VIT_S14, ViTConfig, reference_hw, reference_onnx, vit_flops
+from edgedepth_benchmarks.reference.flops import count_flops
 from edgedepth_benchmarks.report import markdown, to_json, write_outputs
 from edgedepth_benchmarks.suite import reference_parameters, run_suite
 
@@ -43,7 +43,7 @@ CPU_BACKENDS = [k for k in (BackendKind.ONNXRUNTIME, BackendKind.OPENVINO) if ba
 @pytest.fixture(scope="module")
 def vit_s14():  # the torch module, built once (a few seconds)
     pytest.importorskip("torch")
-    from edgedepth_benchmarks.reference_vit import build_vit
+    from edgedepth_benchmarks.reference.vit import build_vit
 
     return build_vit(VIT_S14)
 
@@ -357,19 +357,20 @@ def test_cli_end_to_end_on_the_tiny_model(tmp_path: Path, capsys: pytest.Capture
     assert "| onnxruntime | tiny-depth fp32 | 32² | 1 |" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("scenes", ["procedural", "furniture"])
-def test_renderer_fps_runs(scenes: str) -> None:
-    """Both renderers report per-worker latency and total frames/s (no timing asserted)."""
-    from edgedepth_train.data.assets import ASSET_DIR
+def test_only_runs_one_part_and_options_come_from_the_config() -> None:
+    from edgedepth_benchmarks.__main__ import add_arguments
+    from edgedepth_benchmarks.config import PARTS, counted_fields, parse_parts
 
-    if scenes == "furniture" and not ASSET_DIR.is_dir():
-        pytest.skip("sweethome3d-furniture is not installed (apt-get install sweethome3d-furniture)")
-    cmd = [sys.executable, "-m", "edgedepth_benchmarks.renderer_fps", "--scenes", scenes, "--size", "64"]
-    out = subprocess.run(
-        [*cmd, "--frames", "6", "--workers", "1", "--texture-dir", "none"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr
-    assert f"renderer_fps: {scenes}" in out.stdout and "total:" in out.stdout and "frames/s" in out.stdout
+    assert parse_parts("", "stream") == frozenset(PARTS) - {"stream"}
+    assert parse_parts("memory,peak", None) == {"memory", "peak"}
+    with pytest.raises(InputError, match="exclude each other"):
+        parse_parts("memory", "stream")
+    with pytest.raises(InputError, match="--only: warp unknown"):
+        parse_parts("", "warp")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([])
+    for f in counted_fields():  # one declaration per setting: the option, its default and its check
+        assert getattr(args, f.name) == (f.default_factory() if callable(f.default_factory) else f.default)
+    with pytest.raises(InputError, match="--stream-rounds=0 must be at least 1"):
+        BenchmarkConfig(models=(), backends=(), stream_rounds=0)

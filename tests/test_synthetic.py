@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -163,3 +165,21 @@ def test_real_photographs_as_textures(images_dir) -> None:
     np.testing.assert_array_equal(photo.depth_m, procedural.depth_m)  # textures change colour, never geometry
     assert not np.array_equal(photo.bgr, procedural.bgr)
     assert len(SyntheticRGBD(2, size=(H, W), texture_dir=images_dir)[0]["bgr"]) == H
+
+
+@pytest.mark.parametrize("scenes", ["procedural", "furniture"])
+def test_renderer_fps_runs(scenes: str) -> None:
+    """Both renderers report per-worker latency and total frames/s (no timing asserted)."""
+    from edgedepth_train.data.assets import ASSET_DIR
+
+    if scenes == "furniture" and not ASSET_DIR.is_dir():
+        pytest.skip("sweethome3d-furniture is not installed (apt-get install sweethome3d-furniture)")
+    cmd = [sys.executable, "-m", "edgedepth_train.renderer_fps", "--scenes", scenes, "--size", "64"]
+    out = subprocess.run(
+        [*cmd, "--frames", "6", "--workers", "1", "--texture-dir", "none"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"renderer_fps: {scenes}" in out.stdout and "total:" in out.stdout and "frames/s" in out.stdout

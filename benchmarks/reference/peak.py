@@ -17,7 +17,7 @@ from edgedepth.artifact import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from edgedepth.backends import BackendKind, BackendOptions, open_backend
 from edgedepth.fileio import atomic_write_bytes
 
-from .harness import PerfCounterTimer, latency_stats
+from ..latency import PerfCounterTimer, latency_stats
 
 MATMUL_SIDE = 1024
 

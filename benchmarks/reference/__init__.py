@@ -1,4 +1,5 @@
-"""The peer-sized reference model: its configuration, its ONNX file (built once, cached) and its FLOPs.
+"""The peer-sized reference model: its configuration, its ONNX file (built once, cached) and its FLOPs;
+with ``flops`` (FLOPs of any ONNX graph) and ``peak`` (the machine's MatMul ceiling) beside it.
 
 The default configuration is ViT-S/14 with DINOv2-Small's dimensions, the encoder of Depth Anything V2
 Small (the full model adds a DPT decoder, so the encoder alone is a lower bound on that model's cost).
@@ -14,7 +15,7 @@ import io
 import json
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from edgedepth.artifact import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
@@ -22,37 +23,11 @@ from edgedepth.errors import InputError
 from edgedepth.fileio import atomic_write_bytes
 from edgedepth.preprocess import round_to_multiple
 
+from .config import VIT_S14, ViTConfig
+
 OPSET = 18
 REFERENCE_FORMAT = "1"
-MODULE_SOURCE = Path(__file__).resolve().with_name("reference_vit.py")
-
-
-@dataclass(frozen=True)
-class ViTConfig:
-    """A ViT encoder's dimensions; the defaults are DINOv2-Small's (ViT-S/14)."""
-
-    width: int = 384
-    depth: int = 12
-    heads: int = 6
-    mlp: int = 1536
-    patch: int = 14
-    base_grid: int = 37  # DINOv2's position-embedding grid: 518 / 14
-    layer_scale: float = 1.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("width", "depth", "heads", "mlp", "patch", "base_grid"):
-            if getattr(self, name) < 1:
-                raise InputError(f"reference {name}={getattr(self, name)} must be a positive integer")
-        if self.width % self.heads:
-            raise InputError(f"reference width={self.width} must be a multiple of heads={self.heads}")
-
-    @property
-    def name(self) -> str:
-        return f"vit-w{self.width}-d{self.depth}-h{self.heads}-m{self.mlp}-p{self.patch}"
-
-
-VIT_S14 = ViTConfig()
+MODULE_SOURCE = Path(__file__).resolve().with_name("vit.py")
 
 
 def reference_spec(cfg: ViTConfig) -> ModelSpec:
@@ -133,7 +108,7 @@ def export_reference(cfg: ViTConfig) -> bytes:
         import onnx
         import torch
 
-        from .reference_vit import build_vit
+        from .vit import build_vit
     except ImportError as exc:
         raise InputError(
             f"building the reference model needs torch and onnx ({exc}); pip install edgedepth[train], "

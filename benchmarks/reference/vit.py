@@ -3,7 +3,7 @@
 This is the encoder of Depth Anything V2 Small (width 384, 12 pre-norm blocks, 6 heads, MLP 1536, patch
 14, a class token and a learned position embedding on DINOv2's 37 x 37 grid, interpolated bicubically to
 the input's grid in the forward pass, as DINOv2 does). Random weights from a fixed seed: only its speed is
-used. This module imports torch; ``reference.py`` imports it only when an ONNX file has to be built.
+used. This module imports torch; the package imports it only when an ONNX file has to be built.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .reference import ViTConfig
+from .config import ViTConfig
 
 
 class PatchEmbed(nn.Module):

@@ -1,7 +1,7 @@
 """Labelled frames per second of the synthetic RGB-D renderers on N worker processes (CPU only).
 
-    python -m benchmarks.renderer_fps --size 256 --frames 300 --workers 2
-    python -m benchmarks.renderer_fps --scenes furniture --size 256 --frames 700 --workers 2
+    python -m edgedepth_train.renderer_fps --size 256 --frames 300 --workers 2
+    python -m edgedepth_train.renderer_fps --scenes furniture --size 256 --frames 700 --workers 2
 
 ``procedural``: the numpy ray caster, one scene per frame. ``furniture``: pyrender (Mesa llvmpipe through EGL)
 on Debian's furniture assets, each scene built once and rendered from up to 7 accepted views, exactly as
