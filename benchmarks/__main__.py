@@ -12,13 +12,13 @@ Writes results.json, results.md and latency.png (with matplotlib) into --out and
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shlex
 import sys
 from pathlib import Path
 
 from edgedepth.embedded import DEMO_CLIP
 from edgedepth.errors import EdgeDepthError
+from edgedepth.extras import MissingExtraError, require_extra
 
 from .config import (
     DEFAULT_BATCHES,
@@ -131,8 +131,10 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the benchmark the parsed options describe; 0 on success, 2 on a usage error."""
-    if importlib.util.find_spec("onnx") is None:  # FLOP counting and the reference read ONNX graphs
-        print("error: the benchmarks need onnx: pip install edgedepth[benchmarks]", file=sys.stderr)
+    try:  # FLOP counting and the reference read ONNX graphs
+        require_extra("benchmarks", "the benchmarks")
+    except MissingExtraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     from .report import markdown, write_outputs
     from .suite import run_suite

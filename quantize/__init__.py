@@ -37,3 +37,19 @@ def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``edgedepth-quantize`` command: checks the [quantize] extra first, then runs ``cli.main``."""
+    import sys
+
+    from edgedepth.extras import MissingExtraError, require_extra
+
+    try:
+        require_extra("quantize", "edgedepth-quantize")
+    except MissingExtraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from .cli import main as run
+
+    return run(argv)

@@ -164,11 +164,15 @@ def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> Ga
     return GateReport(
         mode=mode,
         dataset=dataset,
-        reference={"abs_rel": ref.abs_rel, "delta1": ref.delta1, **({"skill": ref_skill} if grouped else {})},
+        reference={
+            "abs_rel": ref.abs_rel,
+            "delta1": ref.delta1,
+            **({} if ref_skill is None else {"skill": ref_skill}),
+        },
         candidate={
             "abs_rel": cand.abs_rel,
             "delta1": cand.delta1,
-            **({"skill": cand_skill} if grouped else {}),
+            **({} if cand_skill is None else {"skill": cand_skill}),
         },
         delta_abs_rel=d_abs,
         delta_delta1=d_d1,

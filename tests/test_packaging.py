@@ -6,6 +6,8 @@ import configparser
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -30,3 +32,25 @@ def test_ci_runs_the_readme_test_command() -> None:
     extract = script.split("cmd=$(", 1)[1].split(")\n", 1)[0]
     out = subprocess.run(["bash", "-c", extract], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert "pip install" in out and "pytest" in out and len(out.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "command"),
+    [
+        ("train", ["train", "--recipe", "smoke", "--out", "x"]),
+        ("quantize", ["fp16", "m.onnx", "-o", "o.onnx"]),
+    ],
+)
+def test_a_missing_extra_is_named_with_its_install_command(
+    extra: str, command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plain install answers the training and quantization commands with pip's command, not a traceback."""
+    import edgedepth_quantize
+    from edgedepth import extras
+    from edgedepth_train.__main__ import main as train_main
+
+    monkeypatch.setitem(extras.EXTRA_MODULES, extra, (*extras.EXTRA_MODULES[extra], "no_such_module_xyz"))
+    main = train_main if extra == "train" else edgedepth_quantize.main
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert f"pip install edgedepth[{extra}]" in err and "no_such_module_xyz" in err

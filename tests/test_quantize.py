@@ -27,8 +27,8 @@ from edgedepth_quantize import (
     gather_calibration,
     quantize_int8,
 )
-from edgedepth_quantize.__main__ import EXIT_GATE_FAILED, main
 from edgedepth_quantize.calibration import CalibrationData, evenly_spaced, plan_calibration, resolve_sources
+from edgedepth_quantize.cli import EXIT_GATE_FAILED, main
 from edgedepth_quantize.errors import AccuracyGateError, CalibrationError
 from edgedepth_quantize.graph import head_scope
 from edgedepth_train.export import export_onnx

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from edgedepth.errors import EdgeDepthError
+from edgedepth.extras import MissingExtraError, require_extra
 from edgedepth.metrics import EVAL_LONG_SIDE
 
 SCENE_KINDS = ("furniture",)
@@ -260,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
+    try:
+        require_extra("train", f"edgedepth-train {args.command}")
+    except MissingExtraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
