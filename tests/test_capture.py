@@ -406,3 +406,42 @@ def test_video_output_discards_on_error_and_refuses_bad_targets(tmp_path: Path) 
     out.close()
     with pytest.raises(InputError, match="closed"):
         out.render(_grey(0), _result(H, W))
+
+
+# ---- unreachable streams -------------------------------------------------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_unreachable_stream_says_what_failed_without_ffmpeg_noise() -> None:
+    """Refused, or a server that answers without a stream: our error says which; OpenCV and FFmpeg print
+    nothing of their own (checked in a fresh interpreter, where FFmpeg's log level is first set)."""
+    import socket
+    import subprocess
+    import sys
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    silent_port = server.getsockname()[1]
+    script = (
+        "import sys\nfrom edgedepth.capture import VideoSource\n"
+        "for url in sys.argv[1:]:\n"
+        "    try:\n        VideoSource(url)\n    except Exception as exc:\n        print(type(exc).__name__, exc)\n"
+    )
+    urls = [f"http://127.0.0.1:{_free_port()}/a.mjpg", f"tcp://127.0.0.1:{silent_port}"]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script, *urls], capture_output=True, text=True, timeout=120
+        )
+    finally:
+        server.close()
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("SourceError") for line in lines), done.stdout
+    assert "connection refused" in lines[0] and "accepted" not in lines[0]
+    assert "answers, but no stream" in lines[1]
+    assert done.stderr.strip() == "", done.stderr

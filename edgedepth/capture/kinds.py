@@ -7,10 +7,13 @@ Image folders, globs and RGB-D folders are read by :class:`ImageSequenceCapture`
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
-from collections.abc import Callable
+import socket
+import urllib.parse
+from collections.abc import Callable, Iterator
 from enum import Enum
 from functools import cache
 from pathlib import Path
@@ -157,13 +160,60 @@ def list_images(folder_or_glob: str) -> list[Path]:
     return images
 
 
+# FFmpeg's own log lines ("[tcp @ 0x...] Connection refused") repeat what edgedepth reports in its errors.
+# Quiet unless the user asked for them; OpenCV reads this once, when its FFmpeg backend first starts.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
+PROBE_TIMEOUT_S = 3.0
+
+
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """OpenCV's own warnings off while edgedepth opens a capture (it reports failures itself)."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
+
+
+def capture(target: int | str, api: int, params: list[int] | None = None) -> CaptureLike:
+    """A cv2.VideoCapture opened quietly."""
+    with quiet_opencv():
+        return cv2.VideoCapture(target, api, params or [])
+
+
+def diagnose_stream(url: str) -> str:
+    """Why a well-formed stream URL does not open: the host's name, its port, or the stream itself."""
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
+    if not host or port is None:
+        return "the URL names no host and port"
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+            pass
+    except socket.gaierror:
+        return f"the host name {host!r} does not resolve"
+    except ConnectionRefusedError:
+        return f"connection refused by {host}:{port} (nothing listens there)"
+    except TimeoutError:
+        return f"timeout: {host}:{port} did not answer within {PROBE_TIMEOUT_S:.0f} s"
+    except OSError as exc:
+        return f"{host}:{port} cannot be reached ({exc.strerror or exc})"
+    return (
+        f"{host}:{port} answers, but no stream could be opened there (unsupported format, wrong path, or "
+        "the server wants authentication)"
+    )
+
+
 def _camera_opener(text: str, api: int | None) -> Opener:
     target: int | str = int(text) if text.isdigit() else text
 
     def open_camera() -> CaptureLike:
         if isinstance(target, str) and not os.path.exists(target):
             raise SourceError(f"camera device {target} does not exist (unplugged, or no such camera)")
-        return cv2.VideoCapture(target, cv2.CAP_ANY if api is None else api)
+        return capture(target, cv2.CAP_ANY if api is None else api)
 
     return open_camera
 
@@ -172,7 +222,7 @@ def _file_opener(text: str, api: int | None) -> Opener:
     def open_file() -> CaptureLike:
         if not os.path.isfile(text):
             raise SourceError(f"video file '{text}' does not exist; accepted sources: {ACCEPTED}")
-        return cv2.VideoCapture(text, cv2.CAP_ANY if api is None else api)
+        return capture(text, cv2.CAP_ANY if api is None else api)
 
     open_file()  # a missing file fails here, with its name, rather than at first read
     return open_file
@@ -195,11 +245,11 @@ def _stream_opener(text: str, api: int | None) -> Opener:
         cv2.CAP_PROP_READ_TIMEOUT_MSEC,
         STREAM_TIMEOUT_MS,
     ]
-    return lambda: cv2.VideoCapture(text, cv2.CAP_FFMPEG if api is None else api, params)
+    return lambda: capture(text, cv2.CAP_FFMPEG if api is None else api, params)
 
 
 def _gstreamer_opener(text: str, api: int | None) -> Opener:
-    return lambda: cv2.VideoCapture(text, cv2.CAP_GSTREAMER if api is None else api)
+    return lambda: capture(text, cv2.CAP_GSTREAMER if api is None else api)
 
 
 OPENERS: dict[SourceKind, Callable[[str, int | None], Opener]] = {

@@ -13,7 +13,7 @@ from types import TracebackType
 
 from ..errors import InputError, SourceError
 from .grabber import FileGrabber, FrameGrabber, LiveGrabber
-from .kinds import ACCEPTED, LIVE_KINDS, OPENERS, SourceKind, classify_source, opencv_has
+from .kinds import ACCEPTED, LIVE_KINDS, OPENERS, SourceKind, classify_source, diagnose_stream, opencv_has
 from .records import (
     CaptureLike,
     CaptureStats,
@@ -97,6 +97,8 @@ class VideoSource:
             ) from exc
         if not capture.isOpened():
             release_quietly(capture)
+            if kind is SourceKind.STREAM:  # a well-formed URL: say what failed, not which forms exist
+                raise SourceError(f"cannot open stream '{uri}': {diagnose_stream(uri)}")
             hint = ""
             if kind is SourceKind.GSTREAMER and not opencv_has("GStreamer"):
                 hint = " (this OpenCV build has no GStreamer support)"
