@@ -33,6 +33,7 @@ from edgedepth.fileio import atomic_write_bytes, read_framed_header, write_frame
 from edgedepth.preprocess import parse_dims
 
 from .calibration import DEFAULT_FRAMES, DEFAULT_MIN_FRAMES, CalibrationData, gather_calibration
+from .engine_cli import build_command
 from .errors import CalibrationError, EngineBuildError
 
 if TYPE_CHECKING:
@@ -56,38 +57,6 @@ def network_flags(api: TensorRTApi) -> int:
 def has_implicit_int8(api: TensorRTApi) -> bool:
     """Implicit INT8 calibration (``IInt8EntropyCalibrator2``) is deprecated from 10.1 and absent later."""
     return hasattr(api.module, "IInt8EntropyCalibrator2")
-
-
-def build_command(
-    onnx_name: str, precision: Precision, profile: ShapeProfile, flags: BuildFlags
-) -> tuple[str, ...]:
-    """The ``edgedepth build-engine`` command line (without ``-o``) that builds an engine like this one;
-    recorded in the engine's header so that a mismatch can print how to rebuild it."""
-    f = flags
-    args = [
-        "edgedepth",
-        "build-engine",
-        onnx_name,
-        "--precision",
-        precision.value,
-        "--min-shape",
-        "x".join(map(str, profile.min)),
-        "--opt-shape",
-        "x".join(map(str, profile.opt)),
-        "--max-shape",
-        "x".join(map(str, profile.max)),
-        "--memory-pool-mib",
-        str(f.memory_pool_mib),
-    ]
-    if f.int8_mode == "calibrator":
-        args += ["--calibration", "CALIBRATION_IMAGES_OR_VIDEO"]
-    if f.version_compatible:
-        args.append("--version-compatible")
-    if f.hardware_compatibility != "none":
-        args += ["--hardware-compatibility", f.hardware_compatibility]
-    if f.dla_core is not None:
-        args += ["--dla-core", str(f.dla_core)] + ([] if f.gpu_fallback else ["--no-gpu-fallback"])
-    return tuple(args)
 
 
 # -- optimization profiles ---------------------------------------------------------------------------

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from edgedepth_train.data.appearance import AppearanceConfig, randomize_appearance
+from edgedepth_train.data.stage_data import StageData
 from edgedepth_train.recipe import parse_recipe
-from edgedepth_train.trainer import StageData
 
 
 def image() -> np.ndarray:

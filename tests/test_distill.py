@@ -14,11 +14,12 @@ import torch
 from onnx import helper, numpy_helper
 
 from edgedepth_train.__main__ import main as train_main
+from edgedepth_train.data.stage_data import StageData
 from edgedepth_train.data.unlabelled import UnlabelledImages
 from edgedepth_train.distill import CropPlan, DistillError, PseudoLabelCache, Teacher, pseudo_labels
 from edgedepth_train.losses.distill import DistillLoss, crop_region, normalized_l1
 from edgedepth_train.recipe import parse_recipe
-from edgedepth_train.trainer import StageData, Trainer
+from edgedepth_train.trainer import Trainer
 from tests.tiny_models import make_tiny_depth_onnx, tiny_spec
 
 

@@ -32,7 +32,7 @@ from edgedepth.engine_file import (
 )
 from edgedepth.errors import BackendUnavailableError, InputError, ModelLoadError
 from edgedepth_quantize.cli import build_parser as quantize_parser
-from edgedepth_quantize.engine import build_command
+from edgedepth_quantize.engine_cli import build_command
 
 PLAN = bytes(range(256)) * 64  # opaque to the header code
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,94 +25,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from edgedepth.artifact import ModelSpec
-from edgedepth.errors import DataError
-
 from .checkpoint import load_checkpoint, load_model_weights, save_checkpoint
-from .data.appearance import randomize_appearance
-from .data.augment import augment
-from .data.collate import to_training_tensors
-from .data.pseudo import PseudoLabelled, pseudo_fields, pseudo_tensors
-from .data.render_cache import CachedFrames
-from .data.rgbd import RGBDFolder
-from .data.synthetic import SyntheticRGBD
-from .data.unlabelled import UnlabelledImages
-from .distill import CropPlan, pseudo_labels
+from .data.stage_data import StageData
 from .export import model_spec
 from .losses import LOSSES, DynamicTaskWeighting
 from .losses.distill import DistillLoss, crop_region
 from .models.efficientdepth import EfficientDepth
 from .models.head import mixture_readout
 from .models.registry import build_model
-from .recipe import DISTILL_LOSSES, Recipe, SourceConfig, StageConfig
+from .recipe import DISTILL_LOSSES, Recipe, StageConfig
 
 log = logging.getLogger(__name__)
 
 # Likelihood terms learn their own scales (and can go negative): dynamic weighting leaves them alone.
 SELF_WEIGHTED_LOSSES = ("laplace_nll",)
-# Sources whose images are rendered, and so get the stage's appearance randomisation.
-RENDERED_SOURCES = ("synthetic", "furniture")
-
-
-def open_source(cfg: SourceConfig, size: tuple[int, int], seed: int, threads: int = 1) -> Dataset:
-    """Instantiate one data source of a recipe; a missing folder raises DataError naming it.
-
-    A pseudo source labels its images with the teacher (and assistant) first, where its caches are not
-    complete yet; ``threads`` is the teachers' CPU thread count.
-    """
-    if cfg.kind == "pseudo":
-        return open_pseudo(cfg, seed, threads)
-    if cfg.kind == "synthetic":
-        return SyntheticRGBD(cfg.length, size=size, seed=seed, texture_dir=cfg.texture_dir)
-    if cfg.kind in ("rgbd", "cached"):
-        if cfg.root is None:
-            raise DataError(f"a {cfg.kind} source needs root")
-        return RGBDFolder(cfg.root) if cfg.kind == "rgbd" else CachedFrames(cfg.root, limit=cfg.length)
-    return UnlabelledImages(images=cfg.images, videos=cfg.videos, frame_step=cfg.frame_step)
-
-
-def open_pseudo(cfg: SourceConfig, seed: int, threads: int) -> PseudoLabelled:
-    assert cfg.teacher is not None
-    images = UnlabelledImages(images=cfg.images, videos=cfg.videos, frame_step=cfg.frame_step)
-    plan = CropPlan(crops=cfg.crops, scale=cfg.crop_scale, label_size=cfg.label_size, seed=seed)
-    caches = [pseudo_labels(cfg.teacher, images, plan, cfg.cache, cfg.teacher_spec, threads=threads)]
-    if cfg.assistant is not None:
-        caches.append(pseudo_labels(cfg.assistant, images, plan, None, cfg.assistant_spec, threads=threads))
-    return PseudoLabelled(caches, cfg.assistant_fraction)
-
-
-class StageData(Dataset):
-    """Sample ``i`` of a stage: pick a source by the mix weights, an item, and augment, all from (seed, i)."""
-
-    def __init__(self, recipe: Recipe, stage_index: int, spec: ModelSpec) -> None:
-        stage = recipe.stages[stage_index]
-        self.names = sorted(stage.data)
-        self.sources = {
-            n: open_source(recipe.sources[n], stage.resolution, recipe.seed, recipe.threads)
-            for n in self.names
-        }
-        self.distills = any(n in DISTILL_LOSSES for n in stage.losses)
-        weights = np.array([stage.data[n] for n in self.names], dtype=np.float64)
-        self.probs = weights / weights.sum()
-        self.key = (recipe.seed, stage_index)
-        self.stage, self.spec = stage, spec
-
-    def __len__(self) -> int:
-        return 2**62
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        rng = np.random.default_rng([*self.key, index])
-        name = self.names[int(rng.choice(len(self.names), p=self.probs))]
-        source = self.sources[name]
-        item = int(rng.integers(len(source)))  # type: ignore[arg-type]
-        size = self.stage.resolution
-        if isinstance(source, PseudoLabelled):
-            return pseudo_tensors(source.draw(item, rng), size, self.stage.augment, rng, self.spec)
-        sample = augment(source[item], size, self.stage.augment, rng)
-        if sample.get("source") in RENDERED_SOURCES:
-            sample["bgr"] = randomize_appearance(sample["bgr"], self.stage.appearance, rng)
-        tensors = to_training_tensors(sample, self.spec)
-        return {**tensors, **pseudo_fields(size)} if self.distills else tensors
 
 
 class StepSampler(Sampler[int]):
@@ -344,7 +271,7 @@ class Trainer:
             total=stage.iterations,
             initial=self.step,
             desc=f"stage {stage.name}",
-            disable=not self.dist.main,
+            disable=not self.dist.main or not sys.stderr.isatty(),  # a log gets the plain lines below
             dynamic_ncols=True,
             mininterval=5.0,
         )
@@ -381,6 +308,10 @@ class Trainer:
                             **{f"w_{k}": v for k, v in weights.items()},
                         }
                     )
+                    if bar.disable:
+                        losses = " ".join(f"{k} {v.item():.3f}" for k, v in terms.items())
+                        print(f"stage {stage.name} step {self.step}/{stage.iterations}: {losses}, "
+                              f"{self.images_per_s:.1f} img/s", file=sys.stderr, flush=True)  # fmt: skip
             if self.step % self.recipe.checkpoint_every == 0 and self.step < stage.iterations:
                 self.save(self.out / "checkpoint.safetensors")
         bar.close()
