@@ -44,7 +44,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with _estimator(args) as est:
         for path in tqdm(
-            [Path(p) for p in args.images], desc="predict", unit="img", disable=len(args.images) < 2
+            [Path(p) for p in args.images],
+            desc="predict",
+            unit="img",
+            disable=True if len(args.images) < 2 else None,  # None: no bar when the output is a log
         ):
             result = est.predict(path)
             stem = out / path.stem
