@@ -201,15 +201,18 @@ def markdown(document: dict[str, Any]) -> str:
         + (f", GPU {m['gpu']}" if m.get("gpu") else "")
         + f"; {s['threads']} threads; {versions}; {document['created']}.",
         "",
-        "### Model-only latency",
-        "",
-        *latency_table(document["latency"]),
-        "",
-        f"Latency over {s['rounds']} interleaved round(s) of {s['runs']} runs (reference: {s['ref_runs']}); "
-        "FPS = batch / p50. Reference: "
-        f"{ref['architecture']}, {ref['parameters'] / 1e6:.1f} M parameters, FP32, input rounded to a multiple "
-        f"of {ref['config']['patch']}. Goal: {ref['goal']}. Peak RSS: a fresh process holding only that model.",
     ]
+    if document["latency"]:
+        lines += [
+            "### Model-only latency",
+            "",
+            *latency_table(document["latency"]),
+            "",
+            f"Latency over {s['rounds']} interleaved round(s) of {s['runs']} runs (reference: {s['ref_runs']}); "
+            "FPS = batch / p50. Reference: "
+            f"{ref['architecture']}, {ref['parameters'] / 1e6:.1f} M parameters, FP32, input rounded to a multiple "
+            f"of {ref['config']['patch']}. Goal: {ref['goal']}. Peak RSS: a fresh process holding only that model.",
+        ]
     if document["stream"]:
         lines += ["", f"### Stream on {s['video']}", "", *stream_table(document["stream"])]
     if document["preprocess"]:
