@@ -15,6 +15,9 @@ class HybridEncoderConfig:
 
     backbone: str = "efficientnet-lite0"  # or efficientnet-lite1 / efficientnet-lite2
     freeze_bn: bool = False
+    # Backbone blocks left out (indices into its block list): only blocks that keep their input's shape
+    # (stride 1, same channels) can go, so the pretrained weights of every other block still fit.
+    skip_blocks: tuple[int, ...] = ()
     depths: tuple[int, int] = (1, 2)  # transformer blocks at 1/16 and 1/32
     heads: tuple[int, int] = (4, 8)
     mlp_ratio: float = 2.0
@@ -35,7 +38,7 @@ class MiTEncoderConfig:
 
 @dataclass(frozen=True)
 class DecoderConfig:
-    """Top-down fusion widths at strides 4, 8, 16, 32, and the stride the head predicts at (1 or 2)."""
+    """Top-down fusion widths at strides 4, 8, 16, 32, and the stride the head predicts at (1, 2 or 4)."""
 
     widths: tuple[int, int, int, int] = (48, 64, 96, 128)
     head_width: int = 32

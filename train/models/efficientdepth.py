@@ -24,8 +24,8 @@ class TopDownDecoder(nn.Module):
 
     def __init__(self, in_channels: tuple[int, ...], cfg: DecoderConfig) -> None:
         super().__init__()
-        if cfg.predict_stride not in (1, 2):
-            raise ValueError(f"predict_stride={cfg.predict_stride}; choose 1 or 2")
+        if cfg.predict_stride not in (1, 2, 4):
+            raise ValueError(f"predict_stride={cfg.predict_stride}; choose 1, 2 or 4")
         self.laterals = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c, w, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True))
             for c, w in zip(in_channels, cfg.widths, strict=True)

@@ -96,7 +96,13 @@ class HybridLiteEncoder(nn.Module):
         super().__init__()
         net = efficientnet_lite(cfg.backbone, pretrained, cfg.drop_connect_rate)
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
-        self.blocks = net._blocks
+        for index in cfg.skip_blocks:
+            block = net._blocks[index]
+            args = block._block_args
+            stride = args.stride[0] if isinstance(args.stride, list | tuple) else args.stride
+            if stride != 1 or args.input_filters != args.output_filters:
+                raise ValueError(f"skip_blocks: block {index} changes its input's shape and cannot be left out")
+        self.blocks = nn.ModuleList(b for i, b in enumerate(net._blocks) if i not in cfg.skip_blocks)
         self.drop_connect_rate = cfg.drop_connect_rate
         # A resolution level ends where the next block strides (or at the last block).
         strides = [blk._block_args.stride for blk in self.blocks]
