@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
+from numpy import floating as np_floating
+from numpy import integer as np_integer
+
 from .errors import ModelLoadError, choices
 
 SPEC_FORMAT = "1"
+MAX_NAME_CHARS = 256
+MAX_SIZE_MULTIPLE = 1024
+MAX_INPUT_PIXELS = 4096 * 4096  # an input of 3 x 4096 x 4096 float32 is 201 MB
+MAX_NORM_VALUE = 1000.0
+MIN_STD = 1e-6
 KEY_PREFIX = "edgedepth."
 
 
@@ -62,6 +71,29 @@ def parse_enum(enum_type: type[Enum], value: object, option: str) -> Any:
     except ValueError:
         valid = [m.value for m in enum_type]
         raise ValueError(f"{option}={value!r} is not valid; choose one of {choices(valid)}") from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np_integer) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np_integer | np_floating) and not isinstance(value, bool)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """A value quoted in an error, shortened: a garbled field may be megabytes long."""
+    text = repr(text) if not isinstance(text, str) else text
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+_ENUM_FIELDS: dict[str, type[Enum]] = {
+    "resize_mode": ResizeMode,
+    "interpolation": Interpolation,
+    "color_order": ColorOrder,
+    "output_kind": OutputKind,
+    "precision": Precision,
+}
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -110,15 +142,50 @@ class ModelSpec:
         return {k: _plain(getattr(self, k)) for k in PREPROCESSING_FIELDS}
 
     def __post_init__(self) -> None:
-        h, w = self.input_size
-        if self.size_multiple < 1:
-            raise ValueError(f"size_multiple must be >= 1, got {self.size_multiple}")
+        """The spec validator: every spec, from metadata, JSON or code, passes here (ValueError otherwise)."""
+        for name in ("name", "input_name", "output_name", "version"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS:
+                raise ValueError(
+                    f"{name}={value!r} must be a non-empty string of at most {MAX_NAME_CHARS} characters"
+                )
+        if self.confidence_name is not None and (
+            not isinstance(self.confidence_name, str) or not self.confidence_name
+        ):
+            raise ValueError(f"confidence_name={self.confidence_name!r} must be a non-empty string or None")
+        for name, enum_type in _ENUM_FIELDS.items():
+            object.__setattr__(self, name, parse_enum(enum_type, getattr(self, name), name))
+        if not _is_int(self.size_multiple) or not 1 <= self.size_multiple <= MAX_SIZE_MULTIPLE:
+            raise ValueError(
+                f"size_multiple={self.size_multiple!r} must be an integer in 1..{MAX_SIZE_MULTIPLE}"
+            )
+        if not isinstance(self.dynamic_shape, bool):
+            raise ValueError(f"dynamic_shape={self.dynamic_shape!r} must be true or false")
+        size = tuple(self.input_size)
+        if len(size) != 2 or not all(_is_int(v) for v in size):
+            raise ValueError(f"input_size={self.input_size!r} must be two integers (height, width)")
+        h, w = size
         if h < 1 or w < 1 or h % self.size_multiple or w % self.size_multiple:
             raise ValueError(
                 f"input_size={self.input_size} must be positive multiples of size_multiple={self.size_multiple}"
             )
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(f"mean and std need three values each, std > 0; got {self.mean}, {self.std}")
+        if h * w > MAX_INPUT_PIXELS:
+            raise ValueError(
+                f"input_size={self.input_size} exceeds {MAX_INPUT_PIXELS} pixels, the input size limit"
+            )
+        for name in ("mean", "std"):
+            values = tuple(getattr(self, name))
+            if len(values) != 3 or not all(_is_number(v) and math.isfinite(v) for v in values):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be three finite numbers")
+            object.__setattr__(self, name, tuple(float(v) for v in values))
+        if not all(abs(v) <= MAX_NORM_VALUE for v in self.mean) or not all(
+            MIN_STD <= v <= MAX_NORM_VALUE for v in self.std
+        ):
+            raise ValueError(
+                f"mean={self.mean} and std={self.std} are out of range (|mean| <= {MAX_NORM_VALUE}, "
+                f"{MIN_STD} <= std <= {MAX_NORM_VALUE}, for pixels in [0, 1])"
+            )
+        object.__setattr__(self, "input_size", (int(h), int(w)))
 
     def with_updates(self, **changes: Any) -> ModelSpec:
         """A copy with some fields changed (e.g. precision after quantization)."""
@@ -155,14 +222,14 @@ class ModelSpec:
                 continue  # older or partial specs fall back to the field's default
             try:
                 kwargs[f.name] = _decode_field(f.name, json.loads(metadata[key]))
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
                 raise ModelLoadError(
-                    f"{source}: metadata key {key}={metadata[key]!r} is invalid: {exc}"
+                    f"{source}: metadata key {key}={_clip(metadata[key])} is invalid: {_clip(str(exc))}"
                 ) from None
         try:
             return cls(**kwargs)
-        except ValueError as exc:
-            raise ModelLoadError(f"{source}: metadata describes an invalid spec: {exc}") from None
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ModelLoadError(f"{source}: metadata describes an invalid spec: {_clip(str(exc))}") from None
 
 
 PREPROCESSING_FIELDS = (
@@ -214,35 +281,34 @@ PRESETS: dict[str, ModelSpec] = {
 
 
 REQUIRED_FIELDS = ("name", "input_size", "mean", "std")
-_ENUM_FIELDS: dict[str, type[Enum]] = {
-    "resize_mode": ResizeMode,
-    "interpolation": Interpolation,
-    "color_order": ColorOrder,
-    "output_kind": OutputKind,
-    "precision": Precision,
-}
 
 
 def _decode_field(name: str, value: Any) -> Any:
     if name in _ENUM_FIELDS:
         return parse_enum(_ENUM_FIELDS[name], value, name)
     if name in {"input_size", "mean", "std"}:
-        if not isinstance(value, list) or not all(isinstance(v, int | float) for v in value):
-            raise TypeError(f"expected a list of numbers, got {value!r}")
-        return tuple(int(v) for v in value) if name == "input_size" else tuple(float(v) for v in value)
+        kind = _is_int if name == "input_size" else _is_number
+        if not isinstance(value, list) or not all(kind(v) for v in value):
+            what = "integers" if name == "input_size" else "numbers"
+            raise TypeError(f"expected a list of {what}, got {_clip(repr(value))}")
+        return tuple(value)
     if name == "provenance":
         if not isinstance(value, dict):
             raise TypeError("expected an object")
         return {str(k): str(v) for k, v in value.items()}
-    if name in {"size_multiple"}:
-        return int(value)
+    if name == "size_multiple":
+        if not _is_int(value):
+            raise TypeError(f"expected an integer, got {_clip(repr(value))}")
+        return value
     if name == "dynamic_shape":
         if not isinstance(value, bool):
             raise TypeError("expected true or false")
         return value
     if name == "confidence_name":
         return None if value is None else str(value)
-    return str(value)
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {_clip(repr(value))}")
+    return value
 
 
 def file_sha256(path: str | Path) -> str:

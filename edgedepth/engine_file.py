@@ -158,8 +158,8 @@ class EngineHeader:
             command = data.get("build_command", [])  # absent from headers of earlier builds
             if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
                 raise ValueError(f"build_command {command!r} is not a list of strings")
-        except (ValueError, KeyError, TypeError, InvalidVersion) as exc:
-            raise ModelLoadError(f"{source}: the engine header is invalid: {exc}") from None
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError, InvalidVersion) as exc:
+            raise ModelLoadError(f"{source}: the engine header is invalid: {str(exc)[:200]}") from None
         return cls(
             spec=spec,
             precision=precision,

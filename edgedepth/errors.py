@@ -26,6 +26,10 @@ class SourceError(EdgeDepthError):
     """A video source cannot be opened or has failed."""
 
 
+class InferenceError(EdgeDepthError):
+    """A loaded model failed to run, or returned NaN or inf; the message names the model file."""
+
+
 class DataError(EdgeDepthError, ValueError):
     """A dataset folder or file (e.g. an RGB-D folder) is missing or malformed."""
 

@@ -113,7 +113,11 @@ def read_framed_header(path: str | Path, magic: bytes, what: str, hint: str = ""
             )
         try:
             data = json.loads(f.read(length).decode())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelLoadError(f"{path}: the header is not valid JSON: {exc}") from None
+        except (
+            UnicodeDecodeError,
+            ValueError,
+            RecursionError,
+        ) as exc:  # ValueError: JSONDecodeError, huge ints
+            raise ModelLoadError(f"{path}: the header is not valid JSON: {str(exc)[:200]}") from None
     offset = len(prefix) + length
     return data, offset, size - offset

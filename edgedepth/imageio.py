@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+import re
 import struct
 import zlib
 from collections.abc import Iterator
@@ -32,6 +33,10 @@ ACCEPTED_DTYPES = ("uint8", "uint16", "float16", "float32", "float64")
 ACCEPTED_CHANNELS = (1, 3, 4)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG16_MAX = 65535
+# OpenCV refuses to decode images over this many pixels (it reads the variable once, at its first decode):
+# the backstop for formats whose header edgedepth does not read. A user's own setting wins.
+DECODE_LIMIT_ENV = "OPENCV_IO_MAX_IMAGE_PIXELS"
+os.environ.setdefault(DECODE_LIMIT_ENV, str(DEFAULT_MAX_PIXELS))
 ARRAY = "image array"
 ImageLike = np.ndarray | str | os.PathLike[str]
 MaxPixels = int | None
@@ -114,7 +119,11 @@ def load_image(path: str | os.PathLike[str], max_pixels: MaxPixels = DEFAULT_MAX
     it keeps EXIF orientation, and the decoder drops alpha itself.
     """
     data = _read_checked(Path(path), max_pixels)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    except cv2.error as exc:  # e.g. a header over OpenCV's decode limit (see DECODE_LIMIT_ENV)
+        message = " ".join(str(exc).split())[-160:]
+        raise InputError(f"{path}: OpenCV refuses to decode it ({message})") from None
     if image is None or image.size == 0:
         raise InputError(f"{path}: not an image OpenCV can decode (unknown format, corrupt or truncated)")
     return to_bgr_uint8(image, max_pixels=max_pixels, source=str(path))
@@ -122,25 +131,40 @@ def load_image(path: str | os.PathLike[str], max_pixels: MaxPixels = DEFAULT_MAX
 
 def _read_checked(path: Path, max_pixels: MaxPixels, min_side: int = MIN_SIDE) -> bytes:
     """The file's bytes, after the header size check and (JPEG, PNG) a check that the file is complete."""
-    if not path.is_file():
-        problem = "is not a file" if path.exists() else "does not exist"
-        raise InputError(f"image file {path} {problem}")
     try:
+        if not path.is_file():
+            problem = "is not a file" if path.exists() else "does not exist"
+            raise InputError(f"image file {_short(path)} {problem}")
         with path.open("rb") as f:
             if (hw := image_header_hw(f)) is not None:
                 check_size(hw, max_pixels, str(path), min_side)
             f.seek(0)
             data = f.read()
-    except OSError as exc:
-        raise InputError(f"cannot read image file {path}: {exc}") from None
+    except OSError as exc:  # unreadable, or a name the file system refuses (too long, ...)
+        raise InputError(f"cannot read image file {_short(path)}: {exc.strerror or exc}") from None
+    if not data:
+        raise InputError(f"{path}: the image file is empty (0 bytes)")
     if _is_truncated(data):
         raise InputError(f"{path}: the image file is truncated or corrupt (no end marker)")
     return data
 
 
+def _short(path: Path, limit: int = 120) -> str:
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def image_header_hw(f: IO[bytes]) -> tuple[int, int] | None:
-    """(height, width) from a PNG, JPEG, BMP or WebP header without decoding; None for other or bad headers."""
+    """(height, width) from a PNG, JPEG, BMP, WebP, GIF, PNM or TIFF header without decoding; None for other
+    or bad headers (OpenCV's decode limit then applies, see DECODE_LIMIT_ENV)."""
     head = f.read(32)
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        w, h = struct.unpack("<HH", head[6:10])
+        return h, w
+    if len(head) >= 3 and head[0:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace():
+        return _pnm_hw(f)
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff_hw(f, "<" if head[:2] == b"II" else ">")
     if head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR" and len(head) >= 24:
         w, h = struct.unpack(">II", head[16:24])
         return h, w
@@ -160,6 +184,38 @@ def image_header_hw(f: IO[bytes]) -> tuple[int, int] | None:
             if marker == 0xDA:
                 return None
     return None
+
+
+def _pnm_hw(f: IO[bytes]) -> tuple[int, int] | None:
+    """Width and height, the first two numbers after the magic (comments start with #)."""
+    f.seek(2)
+    text = f.read(512).decode("ascii", "replace")
+    numbers = re.findall(r"\d+", re.sub(r"#[^\n]*", " ", text))
+    return (int(numbers[1]), int(numbers[0])) if len(numbers) >= 2 else None
+
+
+def _tiff_hw(f: IO[bytes], order: str) -> tuple[int, int] | None:
+    """ImageLength and ImageWidth (tags 257, 256) of the first IFD; the largest of all IFDs is not needed:
+    OpenCV decodes the first page."""
+    f.seek(4)
+    raw = f.read(4)
+    if len(raw) < 4:
+        return None
+    f.seek(struct.unpack(order + "I", raw)[0])
+    raw = f.read(2)
+    if len(raw) < 2:
+        return None
+    sizes: dict[int, int] = {}
+    for _ in range(min(struct.unpack(order + "H", raw)[0], 512)):
+        entry = f.read(12)
+        if len(entry) < 12:
+            break
+        tag, kind = struct.unpack(order + "HH", entry[:4])
+        if tag in (256, 257):
+            sizes[tag] = struct.unpack(
+                order + ("H" if kind == 3 else "I"), entry[8 : 10 if kind == 3 else 12]
+            )[0]
+    return (sizes[257], sizes[256]) if 256 in sizes and 257 in sizes else None
 
 
 def _webp_hw(head: bytes) -> tuple[int, int] | None:

@@ -265,3 +265,41 @@ def test_shipped_default_model_agrees_across_backends() -> None:
     for name, value in outputs["onnxruntime"].items():
         scale = float(np.abs(value).max()) or 1.0
         assert float(np.abs(outputs["openvino"][name] - value).max()) < 1e-3 * scale, name
+
+
+@pytest.mark.parametrize("kind", CPU_KINDS)
+def test_backend_failures_and_nan_outputs_are_inference_errors_naming_the_file(
+    tmp_path: Path, kind: str
+) -> None:
+    """One place turns a library's exception into InferenceError; NaN or inf outputs are refused too."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from edgedepth.errors import InferenceError
+
+    nan = make_tiny_depth_onnx(tmp_path / "nan.onnx")
+    model = onnx.load(str(nan))
+    bias = next(i for i in model.graph.initializer if i.name == "conv_b")
+    bias.CopyFrom(numpy_helper.from_array(np.full(2, np.nan, np.float32), "conv_b"))
+    onnx.save(model, str(nan))
+    with (
+        open_backend(nan, tiny_spec(), kind)[0] as backend,
+        pytest.raises(InferenceError, match=r"nan\.onnx.*NaN"),
+    ):
+        backend.infer(_batch(1, 16, 16))
+
+    reshaped = make_tiny_depth_onnx(
+        tmp_path / "fixed.onnx"
+    )  # runs only at 32x32 although its axes are dynamic
+    model = onnx.load(str(reshaped))
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    conv.output[0] = "raw"
+    model.graph.initializer.append(numpy_helper.from_array(np.array([-1, 2, 32, 32], np.int64), "shape"))
+    model.graph.node.insert(1, helper.make_node("Reshape", ["raw", "shape"], ["features"]))
+    onnx.save(model, str(reshaped))
+    with open_backend(reshaped, tiny_spec(), kind)[0] as backend:
+        assert backend.infer(_batch(1, 32, 32))["inverse_depth"].shape == (1, 1, 32, 32)
+        with pytest.raises(
+            InferenceError, match=rf"fixed\.onnx: {kind} failed on an input of shape \(1, 3, 16, 16\)"
+        ):
+            backend.infer(_batch(1, 16, 16))

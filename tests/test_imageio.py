@@ -278,3 +278,46 @@ def test_png16_refusals(tmp_path: Path) -> None:
     (tmp_path / "c.json").replace(tmp_path / "b.json")
     with pytest.raises(InputError, match="does not describe"):
         read_png16(tmp_path / "b.png")
+
+
+def _tiff_header(width: int, height: int) -> bytes:
+    """A little-endian TIFF whose first IFD claims ``width`` x ``height`` (the pixel data is never reached)."""
+    import struct
+
+    entries = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 8), (262, 3, 1), (273, 4, 200)]
+    ifd = b"".join(
+        struct.pack("<HHI", tag, kind, 1) + (struct.pack("<HH", v, 0) if kind == 3 else struct.pack("<I", v))
+        for tag, kind, v in entries
+    )
+    data = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(entries)) + ifd + struct.pack("<I", 0)
+    return data + b"\x00" * (300 - len(data))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("empty.jpg", b"", "empty"),
+        ("huge.gif", b"GIF89a\xff\xff\xff\xff" + b"\x00" * 30, "65535x65535"),
+        ("huge.pgm", b"P5\n# a comment\n65535 65535\n255\n" + b"\x00" * 64, "65535x65535"),
+        ("huge.tif", _tiff_header(30000, 30000), "30000x30000"),
+    ],
+)
+def test_bombs_and_empty_files_are_refused_before_decoding(
+    tmp_path: Path, name: str, content: bytes, match: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=match):
+        load_image(path)
+
+
+def test_a_file_name_the_file_system_refuses_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read image file"):
+        load_image(tmp_path / ("x" * 300 + ".png"))
+
+
+def test_opencv_decodes_under_the_pixel_limit() -> None:
+    """The backstop for formats whose header is not read: OpenCV's own limit, set before any decode."""
+    import os
+
+    assert int(os.environ[imageio.DECODE_LIMIT_ENV]) <= imageio.DEFAULT_MAX_PIXELS

@@ -21,7 +21,7 @@ from typing import ClassVar, Protocol, Self, runtime_checkable
 import numpy as np
 
 from ..artifact import ModelSpec, Precision, parse_enum
-from ..errors import InputError, ModelLoadError, choices
+from ..errors import EdgeDepthError, InferenceError, InputError, ModelLoadError, choices
 from ..preprocess import ResizePlan
 
 
@@ -108,9 +108,28 @@ class Backend(ABC):
             raise self.closed_error()
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run one NCHW float32 batch; ``{output_name: ..., confidence_name: ...}`` as float32 arrays."""
+        """Run one NCHW float32 batch; ``{output_name: ..., confidence_name: ...}`` as float32 arrays.
+
+        The one place where a backend library's exceptions become edgedepth's: InferenceError naming the
+        model file (InputError when the backend was closed meanwhile), and NaN or inf in the outputs too.
+        """
         self.check_open()
-        return self._infer(validate_batch(batch, self.input_shape, self.source))
+        batch = validate_batch(batch, self.input_shape, self.source)
+        try:
+            outputs = self._infer(batch)
+        except EdgeDepthError:
+            raise
+        except Exception as exc:
+            if self._closed:
+                raise self.closed_error() from None
+            message = " ".join(str(exc).split())[:300]
+            raise InferenceError(
+                f"{self.source}: {self.kind} failed on an input of shape {batch.shape}: {type(exc).__name__}: {message}"
+            ) from exc
+        for name, value in outputs.items():
+            if not np.isfinite(value).all():
+                raise InferenceError(f"{self.source}: output {name!r} holds NaN or inf (a corrupt model?)")
+        return outputs
 
     @abstractmethod
     def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
