@@ -29,7 +29,13 @@ OUTPUT_FORMATS = ("color", "png16", "npy")
 def _estimator(args: argparse.Namespace):
     from .estimator import DepthEstimator
 
-    return DepthEstimator(args.model, backend=args.backend, precision=args.precision, threads=args.threads)
+    return DepthEstimator(
+        args.model,
+        backend=args.backend,
+        precision=args.precision,
+        threads=args.threads,
+        verify_sha256=getattr(args, "verify_sha256", None),
+    )
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -178,6 +184,7 @@ def positive_int(text: str) -> int:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="path to .onnx or .engine (default: the embedded efficientdepth-s)")
+    p.add_argument("--verify-sha256", metavar="HEX", help="refuse a --model file whose sha256 differs")
     _add_runtime_options(p)
 
 

@@ -55,8 +55,9 @@ class DepthEstimator:
     "onnxruntime", "openvino" or "tensorrt". ``spec``: pass a ModelSpec to load a third-party ONNX model
     that carries no edgedepth metadata. ``input_size`` (h, w) fixes the model input for dynamic-shape
     models; by default they keep the image's aspect at ``long_side`` pixels (the spec's longer side).
-    ``cuda_preprocess`` (TensorRT) runs preprocessing as one fused CUDA kernel; other
-    keyword arguments are :class:`BackendOptions` (e.g. ``cuda_graph=True``, ``device="cuda:1"``).
+    ``cuda_preprocess`` (TensorRT) runs preprocessing as one fused CUDA kernel. ``verify_sha256`` refuses a
+    model file whose sha256 differs (the embedded model is always checked). Other keyword arguments are
+    :class:`BackendOptions` (e.g. ``cuda_graph=True``, ``device="cuda:1"``).
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class DepthEstimator:
         long_side: int | None = None,
         max_pixels: int | None = None,
         cuda_preprocess: bool = True,
+        verify_sha256: str | None = None,
         **backend_options: Any,
     ) -> None:
         try:
@@ -77,6 +79,10 @@ class DepthEstimator:
         except ValueError as exc:
             raise InputError(str(exc)) from None
         self.model_path = resolve_model_path(model, self.precision)
+        if verify_sha256 is not None:
+            from .embedded import verify_sha256 as check
+
+            check(self.model_path, verify_sha256)
         if spec is None:  # an engine carries its spec in its header, readable without TensorRT
             spec = read_spec(self.model_path)
         options = BackendOptions(precision=self.precision, threads=threads, **backend_options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import edgedepth
 from edgedepth import DepthEstimator
@@ -41,3 +42,35 @@ def test_default_model_beats_the_ground_plane_prior(rgbd_dir: Path) -> None:
             prior.append(depth_metrics(ground_plane_prior(*frame.depth_m.shape), frame.depth_m))
     assert mean_metrics(ours).abs_rel < mean_metrics(prior).abs_rel - 0.02
     assert mean_metrics(ours).delta1 > mean_metrics(prior).delta1 + 0.02
+
+
+def test_shipped_models_match_their_recorded_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SHA256SUMS lists every shipped model; a corrupt copy is named and never run."""
+    from edgedepth import embedded
+    from edgedepth.errors import ModelLoadError
+
+    sums = embedded.shipped_sha256()
+    assert sorted(sums) == sorted(p.name for p in embedded.MODELS_DIR.glob("*.onnx"))
+    for precision in ("fp32", "int8"):
+        embedded.default_model_path(precision)  # verifies
+    corrupt = tmp_path / "models"
+    corrupt.mkdir()
+    for name in sums:
+        data = bytearray((embedded.MODELS_DIR / name).read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (corrupt / name).write_bytes(bytes(data))
+    (corrupt / "SHA256SUMS").write_text((embedded.MODELS_DIR / "SHA256SUMS").read_text())
+    monkeypatch.setattr(embedded, "MODELS_DIR", corrupt)
+    with pytest.raises(ModelLoadError, match=r"embedded model .*efficientdepth-s-fp32\.onnx is corrupt"):
+        embedded.default_model_path("fp32")
+
+
+def test_a_user_model_can_be_checked_against_its_sha256(tiny_onnx: Path) -> None:
+    from edgedepth import DepthEstimator
+    from edgedepth.artifact import file_sha256
+    from edgedepth.errors import ModelLoadError
+
+    with DepthEstimator(tiny_onnx, verify_sha256=file_sha256(tiny_onnx)):
+        pass
+    with pytest.raises(ModelLoadError, match=r"tiny\.onnx is corrupt or not the expected file"):
+        DepthEstimator(tiny_onnx, verify_sha256="0" * 64)

@@ -165,3 +165,21 @@ def test_two_worker_loader_starts_twenty_times_without_hanging() -> None:
     out = subprocess.run([sys.executable, "-c", LOADER_STARTS], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "started 20" in out.stdout
+
+
+def test_a_corrupt_checkpoint_is_named(tmp_path: Path) -> None:
+    """Checkpoints carry a checksum of their tensors: a flipped byte is caught at load, with the file's name."""
+    from edgedepth.errors import ModelLoadError
+
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, {"w": torch.arange(1000.0)}, {"model": "x"})
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0x01  # inside the tensor data, past the JSON header
+    (tmp_path / "flipped.safetensors").write_bytes(bytes(data))
+    with pytest.raises(
+        ModelLoadError, match=r"flipped\.safetensors: its tensors do not match their checksum"
+    ):
+        load_checkpoint(tmp_path / "flipped.safetensors")
+    (tmp_path / "garbage.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}xxxxxx")
+    with pytest.raises(ModelLoadError, match=r"garbage\.safetensors: not a readable checkpoint"):
+        load_checkpoint(tmp_path / "garbage.safetensors")

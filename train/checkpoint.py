@@ -8,6 +8,7 @@ No pickle is involved, so loading a checkpoint cannot run code.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from edgedepth.errors import ModelLoadError
 from edgedepth.fileio import atomic_write_bytes
 
 SKELETON_KEY = "edgedepth.skeleton"
+CHECKSUM_KEY = "edgedepth.tensors_sha256"
 
 
 def _flatten(obj: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -47,27 +49,48 @@ def _unflatten(node: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Any:
     return node["v"]
 
 
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """A checksum of every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
-    """Write ``state`` to ``path`` atomically: a temp file in the same folder, then ``os.replace``."""
+    """Write ``state`` to ``path`` atomically: a temp file in the same folder, then ``os.replace``. The
+    header carries a checksum of the tensors, checked at load."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _flatten(state, "", tensors)
-    header = {**(metadata or {}), SKELETON_KEY: json.dumps(skeleton)}
+    header = {**(metadata or {}), SKELETON_KEY: json.dumps(skeleton), CHECKSUM_KEY: tensors_sha256(tensors)}
     atomic_write_bytes(path, save(tensors, metadata=header))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors on the CPU)."""
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors on the CPU). A file that is not a
+    checkpoint, or whose tensors do not match their checksum, raises ModelLoadError naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
-        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
-    if SKELETON_KEY not in meta:
-        raise ValueError(f"{path} is not an edgedepth training checkpoint (no {SKELETON_KEY} header)")
-    return _unflatten(json.loads(meta[SKELETON_KEY]), tensors)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open has no __iter__
+        if SKELETON_KEY not in meta:
+            raise ModelLoadError(f"{path} is not an edgedepth training checkpoint (no {SKELETON_KEY} header)")
+        expected = meta.get(CHECKSUM_KEY)  # absent from checkpoints written before checksums
+        if expected is not None and tensors_sha256(tensors) != expected:
+            raise ModelLoadError(f"{path}: its tensors do not match their checksum; the file is corrupt")
+        return _unflatten(json.loads(meta[SKELETON_KEY]), tensors)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # safetensors' own errors, a garbled skeleton: name the file
+        message = " ".join(str(exc).split())[:200]
+        raise ModelLoadError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {message})") from None
 
 
 def load_model_weights(path: str | Path) -> dict[str, torch.Tensor]:
