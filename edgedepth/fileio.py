@@ -10,8 +10,10 @@ length, JSON header, payload) holds TensorRT engines and calibration caches.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 import struct
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -25,14 +27,18 @@ _LENGTH = struct.Struct("<I")
 
 
 class PendingFile:
-    """A hidden temp file beside ``path`` (``.<name>.<random><suffix>``) that becomes ``path`` on
+    """A hidden temp file beside ``path`` (``.<name>.<pid>.<random><suffix>``) that becomes ``path`` on
     :meth:`commit` and disappears on :meth:`discard`. A killed process leaves only the temp file behind,
-    never a half-written ``path``."""
+    never a half-written ``path``, and the next write of the same ``path`` removes it (its process is gone).
+    """
 
     def __init__(self, path: str | os.PathLike[str], suffix: str = ".tmp") -> None:
         self.path = Path(path)
+        remove_stale_temps(self.path, suffix)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.path.name}.{os.getpid()}.", suffix=suffix, dir=self.path.parent
+            )
         except OSError as exc:  # folder missing or not writable
             raise InputError(f"cannot write {self.path} in folder {self.path.parent}: {exc}") from None
         os.close(fd)
@@ -52,6 +58,33 @@ class PendingFile:
             with contextlib.suppress(OSError):
                 self.temp_path.unlink()
             self.temp_path = None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path, suffix: str = ".tmp") -> int:
+    """Delete temp files that a killed writer of ``path`` left behind; the number removed."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[A-Za-z0-9_]+{re.escape(suffix)}")
+    removed = 0
+    try:
+        candidates = list(path.parent.glob(f".{glob.escape(path.name)}.*{glob.escape(suffix)}"))
+    except OSError:
+        return 0
+    for tmp in candidates:
+        match = pattern.fullmatch(tmp.name)
+        if match and int(match.group(1)) != os.getpid() and not _process_alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed += 1
+    return removed
 
 
 @contextlib.contextmanager

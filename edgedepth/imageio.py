@@ -280,9 +280,39 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     return Path(path)
 
 
+PNG16_KEYWORD = b"edgedepth.png16"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _with_text_chunk(png: bytes, keyword: bytes, text: str) -> bytes:
+    """The PNG with a tEXt chunk (``keyword`` NUL ``text``) right after its IHDR chunk."""
+    ihdr_end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4
+    return png[:ihdr_end] + _png_chunk(b"tEXt", keyword + b"\x00" + text.encode("latin-1")) + png[ihdr_end:]
+
+
+def _text_chunk(png: bytes, keyword: bytes) -> str | None:
+    """The text of the PNG's tEXt chunk with ``keyword`` (before the image data), or None."""
+    offset = 8
+    while offset + 8 <= len(png):
+        length = struct.unpack(">I", png[offset : offset + 4])[0]
+        kind, data = png[offset + 4 : offset + 8], png[offset + 8 : offset + 8 + length]
+        if kind == b"tEXt" and data.startswith(keyword + b"\x00"):
+            return data[len(keyword) + 1 :].decode("latin-1")
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        offset += 12 + length
+    return None
+
+
 def save_png16(path: str | os.PathLike[str], inverse_depth: np.ndarray) -> dict[str, Any]:
-    """Save a float map as a 16-bit PNG spanning 0..65535, with ``value = png_value * scale + offset`` in a
-    sidecar JSON ``depth.png`` -> ``depth.json``; both written atomically. Returns the sidecar's content."""
+    """Save a float map as a 16-bit PNG spanning 0..65535, with ``value = png_value * scale + offset``.
+
+    The scale and offset travel inside the PNG (a tEXt chunk), so the one atomic file is always complete;
+    a sidecar JSON (``depth.png`` -> ``depth.json``) repeats them for tools that cannot read PNG text.
+    Returns the scale information."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise InputError(f"save_png16: {path} must end in '.png'")
@@ -299,27 +329,29 @@ def save_png16(path: str | os.PathLike[str], inverse_depth: np.ndarray) -> dict[
     ok, encoded = cv2.imencode(".png", png)
     if not ok:
         raise InputError(f"save_png16 {path}: OpenCV could not encode the PNG")
-    data = encoded.tobytes()
     info: dict[str, Any] = {"format": "edgedepth.png16", "formula": "value = png_value * scale + offset"}
-    info.update(scale=scale, offset=lo, min=lo, max=hi, png=path.name, png_crc32=zlib.crc32(data))
-    atomic_write_bytes(path, data)
+    info.update(scale=scale, offset=lo, min=lo, max=hi, png=path.name)
+    atomic_write_bytes(path, _with_text_chunk(encoded.tobytes(), PNG16_KEYWORD, json.dumps(info)))
     atomic_write_bytes(path.with_suffix(".json"), json.dumps(info, indent=2).encode())
     return info
 
 
 def read_png16(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a map written by :func:`save_png16` back to float32 (within one quantisation step)."""
+    """Read a map written by :func:`save_png16` back to float32 (within one quantisation step), from the
+    scale inside the PNG (or, for a PNG without it, its sidecar JSON)."""
     path, sidecar = Path(path), Path(path).with_suffix(".json")
     data = _read_checked(path, max_pixels=None, min_side=1)
-    if not sidecar.is_file():
-        raise InputError(f"{path}: its scale sidecar {sidecar} is missing")
+    text = _text_chunk(data, PNG16_KEYWORD)
+    source = f"{path}'s scale chunk"
+    if text is None:
+        if not sidecar.is_file():
+            raise InputError(f"{path}: it holds no scale, and its sidecar {sidecar} is missing")
+        text, source = sidecar.read_text(), str(sidecar)
     try:
-        info = json.loads(sidecar.read_text())
-        scale, offset, crc = float(info["scale"]), float(info["offset"]), int(info["png_crc32"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{sidecar}: not a valid png16 sidecar ({exc!r})") from None
-    if zlib.crc32(data) != crc:
-        raise InputError(f"{sidecar} does not describe {path} (checksum differs; was a save interrupted?)")
+        info = json.loads(text)
+        scale, offset = float(info["scale"]), float(info["offset"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{source}: not a valid png16 scale ({exc!r})") from None
     png = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if png is None or png.dtype != np.uint16 or png.ndim != 2:
         raise InputError(f"{path}: expected a single-channel 16-bit PNG")
