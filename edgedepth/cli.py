@@ -13,6 +13,7 @@ imports them by name.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,25 @@ def _estimator(args: argparse.Namespace):
     )
 
 
+OUTPUT_SUFFIXES = {"color": "_depth.png", "png16": "_inverse_depth16.png", "npy": "_inverse_depth.npy"}
+
+
+def output_stems(images: list[Path], out: Path) -> list[Path]:
+    """Where each image's results go: its path relative to the inputs' common folder, under ``out``, so
+    that ``a/rgb.png`` and ``b/rgb.png`` never overwrite each other. Same-named files in one folder
+    (``x.png``, ``x.jpg``) keep their suffix in the name; a file given twice is an error."""
+    resolved = [p.resolve() for p in images]
+    twice = sorted({str(p) for p in resolved if resolved.count(p) > 1})
+    if twice:
+        raise InputError(f"predict: {twice[0]} is given more than once")
+    root = Path(os.path.commonpath([p.parent for p in resolved]))
+    stems = [p.parent.relative_to(root) / p.stem for p in resolved]
+    return [
+        out / (stem.with_name(f"{stem.name}_{p.suffix.lstrip('.')}") if stems.count(stem) > 1 else stem)
+        for stem, p in zip(stems, resolved, strict=True)
+    ]
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
@@ -45,28 +65,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .fileio import atomic_write_bytes
     from .imageio import save_npy, save_png16
 
-    formats = set(args.format)
+    images = [Path(p) for p in args.images]
+    formats = [f for f in OUTPUT_FORMATS if f in set(args.format)]
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    targets = [
+        [stem.with_name(stem.name + OUTPUT_SUFFIXES[f]) for f in formats]
+        for stem in output_stems(images, out)
+    ]
+    existing = [t for row in targets for t in row if t.exists()]
+    if existing and not args.overwrite:
+        raise InputError(
+            f"predict: {existing[0]} exists ({len(existing)} output(s) would be replaced); pass --overwrite"
+        )
     with _estimator(args) as est:
-        for path in tqdm(
-            [Path(p) for p in args.images],
+        for path, row in tqdm(
+            list(zip(images, targets, strict=True)),
             desc="predict",
             unit="img",
-            disable=True if len(args.images) < 2 else None,  # None: no bar when the output is a log
+            disable=True if len(images) < 2 else None,  # None: no bar when the output is a log
         ):
             result = est.predict(path)
-            stem = out / path.stem
-            if "color" in formats:
-                ok, buf = cv2.imencode(".png", result.colorize(args.cmap, args.invert))
-                if not ok:
-                    raise InputError(f"could not encode the depth image of {path} as PNG")
-                atomic_write_bytes(stem.with_name(stem.name + "_depth.png"), buf.tobytes())
-            if "png16" in formats:
-                save_png16(stem.with_name(stem.name + "_inverse_depth16.png"), result.inverse_depth)
-            if "npy" in formats:
-                save_npy(stem.with_name(stem.name + "_inverse_depth.npy"), result.inverse_depth)
-    print(f"wrote {len(args.images)} result(s) to {out}")
+            row[0].parent.mkdir(parents=True, exist_ok=True)
+            for fmt, target in zip(formats, row, strict=True):
+                if fmt == "color":
+                    ok, buf = cv2.imencode(".png", result.colorize(args.cmap, args.invert))
+                    if not ok:
+                        raise InputError(f"could not encode the depth image of {path} as PNG")
+                    atomic_write_bytes(target, buf.tobytes())
+                elif fmt == "png16":
+                    save_png16(target, result.inverse_depth)
+                else:
+                    save_npy(target, result.inverse_depth)
+    print(f"wrote {len(images) * len(formats)} file(s) for {len(images)} image(s) under {out}")
     return 0
 
 
@@ -213,8 +243,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="depth for image files")
     p.add_argument("images", nargs="+")
-    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output folder; each image's results keep its path relative to the inputs' common folder "
+        "(a/rgb.png -> OUT/a/rgb_depth.png), so equal names never collide",
+    )
     p.add_argument("--format", nargs="+", default=list(OUTPUT_FORMATS), choices=OUTPUT_FORMATS)
+    p.add_argument("--overwrite", action="store_true", help="replace results that exist already")
     _add_model_options(p)
     _add_view_options(p)
     p.set_defaults(func=cmd_predict)

@@ -40,6 +40,31 @@ def test_predict_writes_every_format(tiny_onnx: Path, tmp_path: Path) -> None:
     assert np.load(tmp_path / "out" / "img0_inverse_depth.npy").shape == (40, 56)
 
 
+def test_predict_keeps_same_named_inputs_apart_and_refuses_to_overwrite(
+    tiny_onnx: Path, tmp_path: Path
+) -> None:
+    """a/rgb.png and b/rgb.png (and x.png beside x.jpg) get their own results; a second run needs --overwrite."""
+    inputs = []
+    for name in ("a/rgb.png", "b/rgb.png", "a/x.png", "a/x.jpg"):
+        path = tmp_path / "in" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(path), np.full((24, 32, 3), 90, np.uint8))
+        inputs.append(str(path))
+    out = tmp_path / "out"
+    done = run_cli("predict", *inputs, "-o", str(out), "--model", str(tiny_onnx), "--format", "npy")
+    assert done.returncode == 0, done.stderr
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.npy"))
+    assert written == [
+        "a/rgb_inverse_depth.npy", "a/x_jpg_inverse_depth.npy", "a/x_png_inverse_depth.npy", "b/rgb_inverse_depth.npy"
+    ]  # fmt: skip
+    again = run_cli("predict", *inputs, "-o", str(out), "--model", str(tiny_onnx), "--format", "npy")
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    again = run_cli(
+        "predict", *inputs, "-o", str(out), "--model", str(tiny_onnx), "--format", "npy", "--overwrite"
+    )
+    assert again.returncode == 0, again.stderr
+
+
 def test_stream_saves_side_by_side(tiny_onnx: Path, tmp_path: Path) -> None:
     video = tmp_path / "in.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
