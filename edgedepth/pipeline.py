@@ -36,6 +36,7 @@ class StreamStats:
     dropped: int  # frames the live source overwrote before they were read
     timeouts: int
     capture_fps: float
+    ended_by: str  # "" while running; then "end of stream", "closed", "max_frames" or "error: ..."
 
 
 class _End:
@@ -70,6 +71,7 @@ class StreamPipeline:
         self._results: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._frames = 0
         self._timeouts = 0
+        self._ended_by = ""
         self._t0 = time.perf_counter()
         self._infer_ms: deque[float] = deque(maxlen=512)
         self._pre_ms: deque[float] = deque(maxlen=512)
@@ -98,7 +100,10 @@ class StreamPipeline:
                 if frame.status is ReadStatus.TIMEOUT:
                     self._timeouts += 1
                     continue
-                if frame.status is ReadStatus.END_OF_STREAM:
+                if frame.status in (ReadStatus.END_OF_STREAM, ReadStatus.CLOSED):
+                    self._ended_by = self._ended_by or (
+                        "end of stream" if frame.status is ReadStatus.END_OF_STREAM else "closed"
+                    )
                     break
                 if frame.status is ReadStatus.ERROR:
                     raise SourceError(f"{self.source.uri}: {frame.error or 'read failed'}")
@@ -131,6 +136,7 @@ class StreamPipeline:
 
     def __next__(self) -> tuple[np.ndarray, DepthResult]:
         if self.max_frames is not None and self._frames >= self.max_frames:
+            self._ended_by = self._ended_by or "max_frames"
             self.close()
         while not self._stop.is_set():
             try:
@@ -138,6 +144,8 @@ class StreamPipeline:
             except queue.Empty:
                 continue
             if isinstance(item, _End):
+                if item.error is not None:
+                    self._ended_by = f"error: {item.error}"
                 self.close()
                 if item.error is not None:
                     raise item.error
@@ -168,12 +176,14 @@ class StreamPipeline:
             dropped=src.dropped,
             timeouts=self._timeouts,
             capture_fps=src.capture_fps,
+            ended_by=self._ended_by,
         )
 
     def close(self) -> None:
         """Stop both threads and the source; returns within about a second."""
         if self._stop.is_set():
             return
+        self._ended_by = self._ended_by or "closed"
         self._stop.set()
         self.source.close()
         for t in self._threads:

@@ -15,6 +15,8 @@ import pytest
 from edgedepth.capture import (
     ReadStatus,
     SourceKind,
+    SourceState,
+    StatusEvent,
     VideoSource,
     classify_source,
 )
@@ -201,13 +203,59 @@ def test_stalled_source_times_out_and_close_unblocks_a_waiting_read() -> None:
         closer.start()
         start = time.monotonic()
         frame = source.read(timeout_s=30.0)
-        # END_OF_STREAM, not a TIMEOUT after 30 s: close() woke the waiting read.
-        assert frame.status is ReadStatus.END_OF_STREAM and time.monotonic() - start < 25.0
+        # CLOSED (not a normal end, not a TIMEOUT after 30 s): close() woke the waiting read.
+        assert frame.status is ReadStatus.CLOSED and time.monotonic() - start < 25.0
+        assert source.state is SourceState.CLOSED
         closer.join()
         source.close()  # idempotent
     finally:
         camera.release_read.set()
         source.close()
+
+
+def test_a_stall_is_reported_by_the_watchdog_and_a_source_down_too_long_fails() -> None:
+    """A read that hangs: STALLED after stall_timeout_s, then ERROR after reconnect_timeout_s, naming why."""
+    camera = StalledCamera()
+    events: list[StatusEvent] = []
+    source = VideoSource.from_capture(
+        camera, timeout_s=0.2, stall_timeout_s=0.3, reconnect_timeout_s=1.0, on_status=events.append
+    )
+    try:
+        deadline = time.monotonic() + 20.0
+        while (frame := source.read()).status is ReadStatus.TIMEOUT and time.monotonic() < deadline:
+            pass
+        assert frame.status is ReadStatus.ERROR and frame.error is not None
+        assert (
+            "down for" in frame.error
+            and "reconnect_timeout_s=1" in frame.error
+            and "no frame for" in frame.error
+        )
+        states = [e.state for e in events]
+        assert states[:1] == [SourceState.STALLED] and states[-1] is SourceState.FAILED
+        assert events[-1].time_s - events[0].time_s >= 0.5  # the watchdog waited out the timeout
+    finally:
+        camera.release_read.set()
+        source.close()
+
+
+def test_reconnection_is_reported_as_it_happens() -> None:
+    opener, _ = _camera_factory(fail_after=5)
+    events: list[StatusEvent] = []
+    with VideoSource.from_capture(
+        opener, backoff_s=(0.01, 0.04), timeout_s=2.0, on_status=events.append
+    ) as source:
+        deadline = time.monotonic() + 10.0
+        while source.stats.reconnects < 2 and time.monotonic() < deadline:
+            source.read()
+    states = [e.state for e in events]
+    first = states.index(SourceState.DISCONNECTED)
+    assert states[first : first + 3] == [
+        SourceState.DISCONNECTED,
+        SourceState.RECONNECTING,
+        SourceState.RESUMED,
+    ]
+    assert states[-1] is SourceState.CLOSED
+    assert all(a.time_s <= b.time_s for a, b in itertools.pairwise(events))
 
 
 def _camera_factory(fail_after: int) -> tuple[Callable[[], CounterCamera], list[CounterCamera]]:
@@ -301,7 +349,7 @@ def test_end_of_stream_and_error_are_distinct(live: bool, ending: str, expected:
     assert (final.error is not None) == (expected is ReadStatus.ERROR or live)  # a live end says why
     if not live:
         assert len(frames) == 3  # a file hands out every frame before it ends
-    assert source.read().status is ReadStatus.END_OF_STREAM  # after close
+    assert source.read().status is ReadStatus.CLOSED  # after close: closed, not a normal end
 
 
 def test_a_capture_object_cannot_be_reopened() -> None:

@@ -116,3 +116,18 @@ def test_closing_a_live_stream_is_prompt(tiny_onnx: Path) -> None:
                 break
         frames.close()  # joins both threads (each within a second); a hang would fail the suite's timeout
         assert not any(t.is_alive() for t in frames._threads)
+
+
+def test_the_stream_says_how_it_ended(tiny_onnx: Path, tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.avi", 6)
+    with DepthEstimator(tiny_onnx) as est:
+        with est.stream(str(video)) as frames:
+            assert sum(1 for _ in frames) == 6
+        assert frames.stats.ended_by == "end of stream"
+        with est.stream(str(video), max_frames=2) as frames:
+            assert sum(1 for _ in frames) == 2
+        assert frames.stats.ended_by == "max_frames"
+        frames = est.stream(str(video))
+        next(frames)
+        frames.close()
+        assert frames.stats.ended_by == "closed" and list(frames) == []

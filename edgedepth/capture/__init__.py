@@ -21,8 +21,8 @@ from .kinds import (
     list_images,
 )
 from .output import WINDOW, VideoOutput
-from .records import CaptureLike, CaptureStats, Frame, ReadStatus
-from .source import VideoSource
+from .records import CaptureLike, CaptureStats, Frame, ReadStatus, SourceState, StatusEvent
+from .source import SourceOptions, VideoSource
 
 __all__ = [
     "ACCEPTED",
@@ -36,6 +36,9 @@ __all__ = [
     "ImageSequenceCapture",
     "ReadStatus",
     "SourceKind",
+    "SourceOptions",
+    "SourceState",
+    "StatusEvent",
     "VideoOutput",
     "VideoSource",
     "classify_source",

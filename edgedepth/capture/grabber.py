@@ -9,16 +9,30 @@ than decoding still gets every frame, and can loop the file.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
 
-from .records import CaptureLike, CaptureStats, Frame, Opener, ReadStatus, release_quietly, reports_end
+from .records import (
+    CaptureLike,
+    CaptureStats,
+    Frame,
+    Opener,
+    ReadStatus,
+    SourceState,
+    StatusEvent,
+    release_quietly,
+    reports_end,
+)
 
 FPS_WINDOW = 30  # capture timestamps kept for capture_fps
+EVENTS_KEPT = 64  # status events kept in the stats
+WATCH_PERIOD_S = 0.1  # how often the watchdog looks at frame arrival
 JOIN_TIMEOUT_S = 1.0
 Outcome = Literal["frame", "empty", "end", "raised"]
 
@@ -30,8 +44,17 @@ class FrameGrabber:
     read brings no frame (``_recover``).
     """
 
-    def __init__(self, capture: CaptureLike, opener: Opener, name: str = "edgedepth-capture") -> None:
+    def __init__(
+        self,
+        capture: CaptureLike,
+        opener: Opener,
+        name: str = "edgedepth-capture",
+        on_status: Callable[[StatusEvent], object] | None = None,
+    ) -> None:
         self._capture: CaptureLike | None = capture
+        self._on_status = on_status
+        self._state = SourceState.RUNNING
+        self._events: deque[StatusEvent] = deque(maxlen=EVENTS_KEPT)
         self._opener = opener
         self._frames: deque[tuple[np.ndarray, int, float]] = deque()
         self._cond = threading.Condition()
@@ -50,12 +73,14 @@ class FrameGrabber:
 
     # ---- consumer side -------------------------------------------------------------------------------------
     def read(self, timeout_s: float) -> Frame:
-        """The next frame, waiting at most ``timeout_s``; after close() it is END_OF_STREAM at once."""
+        """The next frame, waiting at most ``timeout_s``; after close() it is CLOSED at once."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while True:
                 if self._closed.is_set():
-                    return Frame(ReadStatus.END_OF_STREAM, timestamp_s=time.monotonic())
+                    return Frame(
+                        ReadStatus.CLOSED, timestamp_s=time.monotonic(), error="the source was closed"
+                    )
                 if self._frames:
                     image, index, captured_s = self._frames.popleft()
                     self._read += 1
@@ -82,22 +107,34 @@ class FrameGrabber:
                 timeouts=self._timeouts,
                 capture_fps=(len(times) - 1) / span if span > 0 else 0.0,
                 last_frame_age_ms=(time.monotonic() - times[-1]) * 1000.0 if times else None,
+                state=self._state,
+                events=tuple(self._events),
             )
+
+    def _set_state(self, state: SourceState, detail: str = "") -> None:
+        """Record a state change and tell ``on_status`` (called from the capture or watchdog thread)."""
+        event = StatusEvent(state, time.monotonic(), detail)
+        with self._cond:
+            self._events.append(event)
+            self._state = SourceState.RUNNING if state is SourceState.RESUMED else state
+            self._cond.notify_all()
+        if self._on_status is not None:
+            with contextlib.suppress(Exception):  # a callback's bug must not kill the capture thread
+                self._on_status(event)
 
     def close(self, join_timeout_s: float = JOIN_TIMEOUT_S) -> None:
         """Stop the thread and wake any waiting read. A capture stuck inside read() is released when it returns."""
         if self._closed.is_set():
             return  # idempotent: a second close does not wait on a stuck capture again
         self._closed.set()
-        with self._cond:
-            self._cond.notify_all()
+        self._set_state(SourceState.CLOSED, "closed by the caller")
         if self._thread is not threading.current_thread():
             self._thread.join(join_timeout_s)
 
     # ---- grabber thread ------------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            while not self._closed.is_set():
+            while not self._closed.is_set() and self._end is None:
                 image, outcome, message = self._read_once()
                 if self._closed.is_set():
                     break
@@ -108,9 +145,9 @@ class FrameGrabber:
         finally:
             release_quietly(self._capture)
             self._capture = None
+            if self._end is None:
+                self._finish(ReadStatus.END_OF_STREAM, None)
             with self._cond:
-                if self._end is None:
-                    self._end = (ReadStatus.END_OF_STREAM, None)
                 self._cond.notify_all()
 
     def _read_once(self) -> tuple[np.ndarray | None, Outcome, str]:
@@ -161,8 +198,13 @@ class FrameGrabber:
 
     def _finish(self, status: ReadStatus, error: str | None) -> bool:
         with self._cond:
+            if self._end is not None:
+                return False
             self._end = (status, error)
-            self._cond.notify_all()
+        if not self._closed.is_set():
+            self._set_state(
+                SourceState.FAILED if status is ReadStatus.ERROR else SourceState.ENDED, error or ""
+            )
         return False
 
     def _open(self) -> CaptureLike | None:
@@ -176,8 +218,15 @@ class FrameGrabber:
 
 
 class LiveGrabber(FrameGrabber):
-    """A camera or stream: only the newest frame is kept; failed reads reconnect with backoff (or end the
-    source with ERROR when ``reconnect`` is off, or END_OF_STREAM when the capture said so)."""
+    """A camera or stream: only the newest frame is kept; a source that fails is reported and reopened.
+
+    - Reads that fail: DISCONNECTED, then RECONNECTING attempts with backoff (``backoff_s``: first and
+      longest wait), RESUMED at the first frame after.
+    - A read that does not return (a stalled peer): a watchdog reports STALLED after ``stall_timeout_s``
+      without a frame, long before FFmpeg's own timeout.
+    - Down (stalled, disconnected or reconnecting) for ``reconnect_timeout_s``: the source FAILS, and the
+      consumer's read returns ERROR naming the last problem. ``reconnect=False`` fails at the first error.
+    """
 
     def __init__(
         self,
@@ -186,12 +235,20 @@ class LiveGrabber(FrameGrabber):
         *,
         reconnect: bool,
         backoff_s: tuple[float, float],
+        reconnect_timeout_s: float = 10.0,
+        stall_timeout_s: float = 2.0,
         name: str = "edgedepth-capture",
+        on_status: Callable[[StatusEvent], object] | None = None,
     ) -> None:
         self._reconnect = reconnect
         self._backoff_s = backoff_s
         self._next_delay_s = backoff_s[0]
-        super().__init__(capture, opener, name)
+        self._reconnect_timeout_s, self._stall_timeout_s = reconnect_timeout_s, stall_timeout_s
+        self._last_frame_s = time.monotonic()
+        self._down_since: float | None = None
+        super().__init__(capture, opener, name, on_status)
+        self._watchdog = threading.Thread(target=self._watch, name=f"{name}-watchdog", daemon=True)
+        self._watchdog.start()
 
     def _make_room(self) -> None:
         self._next_delay_s = self._backoff_s[0]  # frames flow again: the next outage starts from scratch
@@ -199,7 +256,36 @@ class LiveGrabber(FrameGrabber):
             self._frames.popleft()
             self._dropped += 1
 
+    def _push(self, image: np.ndarray) -> None:
+        self._last_frame_s = time.monotonic()
+        if self._down_since is not None:
+            down_s = self._last_frame_s - self._down_since
+            self._down_since = None
+            self._set_state(SourceState.RESUMED, f"frames again after {down_s:.1f} s")
+        super()._push(image)
+
+    def _went_down(self, state: SourceState, detail: str) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        self._set_state(state, detail)
+
+    def _watch(self) -> None:
+        """Report a stall, and fail a source that stays down past reconnect_timeout_s."""
+        while not self._closed.wait(WATCH_PERIOD_S) and self._end is None:
+            now = time.monotonic()
+            if self._state is SourceState.RUNNING and now - self._last_frame_s > self._stall_timeout_s:
+                self._went_down(SourceState.STALLED, f"no frame for {now - self._last_frame_s:.1f} s")
+            down = self._down_since
+            if down is not None and now - down > self._reconnect_timeout_s:
+                last = self._events[-1].detail if self._events else ""
+                self._finish(
+                    ReadStatus.ERROR,
+                    f"the source has been down for {now - down:.1f} s (reconnect_timeout_s="
+                    f"{self._reconnect_timeout_s:g}); last: {last}",
+                )
+
     def _recover(self, outcome: Outcome, message: str) -> bool:
+        self._went_down(SourceState.DISCONNECTED, message)
         if self._reconnect:
             return self._reconnect_with_backoff(message)
         if outcome == "end":
@@ -211,13 +297,15 @@ class LiveGrabber(FrameGrabber):
         release_quietly(self._capture)
         self._capture = None
         attempt = 0
-        while True:
+        while self._end is None:
             attempt += 1
             delay_s = self._next_delay_s
             self._next_delay_s = min(delay_s * 2.0, self._backoff_s[1])
+            note = f"reconnecting after '{why}' (attempt {attempt}, waiting {delay_s:.3g} s)"
             with self._cond:
-                self._note = f"reconnecting after '{why}' (attempt {attempt}, waiting {delay_s:.3g} s)"
-            if self._closed.wait(delay_s):
+                self._note = note
+            self._set_state(SourceState.RECONNECTING, note)
+            if self._closed.wait(delay_s) or self._end is not None:
                 return False
             try:
                 opened = self._open()
@@ -228,6 +316,7 @@ class LiveGrabber(FrameGrabber):
                     self._reconnects += 1
                     self._note = None
                 return True
+        return False
 
 
 class FileGrabber(FrameGrabber):
@@ -241,10 +330,11 @@ class FileGrabber(FrameGrabber):
         loop: bool,
         queue_size: int = 4,
         name: str = "edgedepth-capture",
+        on_status: Callable[[StatusEvent], object] | None = None,
     ) -> None:
         self._loop = loop
         self._capacity = max(1, queue_size)
-        super().__init__(capture, opener, name)
+        super().__init__(capture, opener, name, on_status)
 
     def _make_room(self) -> None:
         while len(self._frames) >= self._capacity and not self._closed.is_set():

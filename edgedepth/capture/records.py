@@ -41,6 +41,29 @@ class ReadStatus(Enum):
     TIMEOUT = "timeout"
     END_OF_STREAM = "end_of_stream"
     ERROR = "error"
+    CLOSED = "closed"  # the source was closed (by the caller), not a normal end
+
+
+class SourceState(Enum):
+    """What a source is doing; a live source moves between the first four and reports each change."""
+
+    RUNNING = "running"  # frames arrive
+    STALLED = "stalled"  # live: no frame for stall_timeout_s (the capture's read has not returned)
+    DISCONNECTED = "disconnected"  # live: reading failed
+    RECONNECTING = "reconnecting"  # live: reopening, with backoff
+    RESUMED = "resumed"  # live: frames arrive again after an outage (an event; the state is RUNNING)
+    ENDED = "ended"  # the file or stream ended normally
+    FAILED = "failed"  # the source is gone (see the event's detail)
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """One change of a source's state, with ``time.monotonic()`` when it happened and why."""
+
+    state: SourceState
+    time_s: float
+    detail: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +102,8 @@ class CaptureStats:
     timeouts: int  # reads that returned TIMEOUT
     capture_fps: float  # over the last FPS_WINDOW captures; 0.0 before two
     last_frame_age_ms: float | None  # since the newest capture; None before the first
+    state: SourceState = SourceState.RUNNING
+    events: tuple[StatusEvent, ...] = ()  # the latest state changes, oldest first
 
 
 def reports_end(capture: CaptureLike) -> bool:

@@ -6,10 +6,13 @@ order.
 
 from __future__ import annotations
 
+import math
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from ..errors import InputError, SourceError
 from .grabber import FileGrabber, FrameGrabber, LiveGrabber
@@ -20,34 +23,57 @@ from .records import (
     Frame,
     Opener,
     ReadStatus,
+    SourceState,
+    StatusEvent,
     as_opener,
     describe_capture,
     release_quietly,
 )
 
 
+@dataclass(frozen=True)
+class SourceOptions:
+    """How a source is read. ``timeout_s`` bounds each read (TIMEOUT after it). Live sources: ``reconnect``
+    reopens a source whose reads fail, waiting ``backoff_s`` (first, longest) between attempts; one that
+    stays down (stalled, disconnected or reconnecting) for ``reconnect_timeout_s`` fails with ERROR; a
+    stall (no frame while the capture's read hangs) is reported after ``stall_timeout_s``; ``on_status``
+    receives every StatusEvent (from the capture thread: keep it short). File sources: ``loop`` restarts
+    them at their end."""
+
+    timeout_s: float = 1.0
+    reconnect: bool = True
+    backoff_s: tuple[float, float] = (0.25, 2.0)
+    reconnect_timeout_s: float = 10.0
+    stall_timeout_s: float = 2.0
+    loop: bool = False
+    on_status: Callable[[StatusEvent], object] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("timeout_s", "reconnect_timeout_s", "stall_timeout_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise InputError(f"{name}={value!r} must be a positive number of seconds")
+        if len(self.backoff_s) != 2 or not 0 < self.backoff_s[0] <= self.backoff_s[1]:
+            raise InputError(
+                f"backoff_s={self.backoff_s!r} must be (initial, max) seconds with 0 < initial <= max"
+            )
+
+
 class VideoSource:
     """Frames from any source through one API: ``read()``, iteration, ``stats`` and ``close()``.
 
-    ``timeout_s`` bounds each read (TIMEOUT after it); ``reconnect`` and ``backoff_s`` (initial, max seconds)
-    govern reopening a live source whose reads fail; ``loop`` restarts file sources at their end (live sources
-    ignore it); ``api_preference`` is a cv2.CAP_* backend. Raises SourceError if the source cannot be opened.
+    Options are those of :class:`SourceOptions` (``timeout_s``, ``reconnect``, ``backoff_s``,
+    ``reconnect_timeout_s``, ``stall_timeout_s``, ``loop``, ``on_status``); ``api_preference`` is a
+    cv2.CAP_* backend. Raises SourceError if the source cannot be opened.
     """
 
     def __init__(
-        self,
-        uri: int | str | os.PathLike[str],
-        *,
-        timeout_s: float = 1.0,
-        reconnect: bool = True,
-        backoff_s: tuple[float, float] = (0.5, 8.0),
-        loop: bool = False,
-        api_preference: int | None = None,
+        self, uri: int | str | os.PathLike[str], *, api_preference: int | None = None, **options: Any
     ) -> None:
         kind = classify_source(uri)
         text = str(uri) if isinstance(uri, int) else os.fspath(uri).strip()
         opener = OPENERS[kind](text, api_preference)
-        self._start(opener, kind, kind in LIVE_KINDS, text, timeout_s, reconnect, backoff_s, loop)
+        self._start(opener, kind, kind in LIVE_KINDS, text, SourceOptions(**options))
 
     @classmethod
     def from_capture(
@@ -57,35 +83,16 @@ class VideoSource:
         uri: str = "<custom>",
         *,
         kind: SourceKind | None = None,
-        timeout_s: float = 1.0,
-        reconnect: bool = True,
-        backoff_s: tuple[float, float] = (0.5, 8.0),
-        loop: bool = False,
+        **options: Any,
     ) -> VideoSource:
         """Wrap a cv2.VideoCapture-like object, or a zero-arg callable making one (needed to reconnect)."""
         source = cls.__new__(cls)
         kind = kind or (SourceKind.CAMERA if live else SourceKind.FILE)
-        source._start(as_opener(capture), kind, live, uri, timeout_s, reconnect, backoff_s, loop)
+        source._start(as_opener(capture), kind, live, uri, SourceOptions(**options))
         return source
 
-    def _start(
-        self,
-        opener: Opener,
-        kind: SourceKind,
-        live: bool,
-        uri: str,
-        timeout_s: float,
-        reconnect: bool,
-        backoff_s: tuple[float, float],
-        loop: bool,
-    ) -> None:
-        if not timeout_s > 0:
-            raise InputError(f"timeout_s={timeout_s!r} must be a positive number of seconds")
-        if len(backoff_s) != 2 or not 0 < backoff_s[0] <= backoff_s[1]:
-            raise InputError(
-                f"backoff_s={backoff_s!r} must be (initial, max) seconds with 0 < initial <= max"
-            )
-        self._kind, self._live, self._uri, self._timeout_s = kind, live, uri, float(timeout_s)
+    def _start(self, opener: Opener, kind: SourceKind, live: bool, uri: str, options: SourceOptions) -> None:
+        self._kind, self._live, self._uri, self._timeout_s = kind, live, uri, float(options.timeout_s)
         self._last_error: str | None = None
         try:
             capture = opener()
@@ -105,11 +112,19 @@ class VideoSource:
             raise SourceError(f"cannot open {kind.value} source '{uri}'{hint}; accepted: {ACCEPTED}")
         self._fps_hint, self._frame_size = describe_capture(capture)
         name = f"edgedepth-capture[{uri}]"
-        backoff = (float(backoff_s[0]), float(backoff_s[1]))
         self._grabber: FrameGrabber = (
-            LiveGrabber(capture, opener, reconnect=reconnect, backoff_s=backoff, name=name)
+            LiveGrabber(
+                capture,
+                opener,
+                reconnect=options.reconnect,
+                backoff_s=(float(options.backoff_s[0]), float(options.backoff_s[1])),
+                reconnect_timeout_s=float(options.reconnect_timeout_s),
+                stall_timeout_s=float(options.stall_timeout_s),
+                name=name,
+                on_status=options.on_status,
+            )
             if live
-            else FileGrabber(capture, opener, loop=loop, name=name)
+            else FileGrabber(capture, opener, loop=options.loop, name=name, on_status=options.on_status)
         )
         weakref.finalize(self, self._grabber.close, 0.0)  # a forgotten source stops its thread when collected
 
@@ -121,7 +136,7 @@ class VideoSource:
         return frame
 
     def __iter__(self) -> Iterator[Frame]:
-        """OK frames until END_OF_STREAM or ERROR (then see ``last_error``); timeouts are skipped."""
+        """OK frames until END_OF_STREAM, ERROR (then see ``last_error``) or CLOSED; timeouts are skipped."""
         while True:
             frame = self.read()
             if frame.status is ReadStatus.OK:
@@ -147,6 +162,10 @@ class VideoSource:
     @property
     def stats(self) -> CaptureStats:
         return self._grabber.stats()
+
+    @property
+    def state(self) -> SourceState:
+        return self._grabber.stats().state
 
     @property
     def kind(self) -> SourceKind:
