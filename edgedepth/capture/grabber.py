@@ -236,7 +236,7 @@ class LiveGrabber(FrameGrabber):
         reconnect: bool,
         backoff_s: tuple[float, float],
         reconnect_timeout_s: float = 10.0,
-        stall_timeout_s: float = 2.0,
+        stall_timeout_s: float = 1.5,
         name: str = "edgedepth-capture",
         on_status: Callable[[StatusEvent], object] | None = None,
     ) -> None:

@@ -42,9 +42,9 @@ class SourceOptions:
 
     timeout_s: float = 1.0
     reconnect: bool = True
-    backoff_s: tuple[float, float] = (0.25, 2.0)
+    backoff_s: tuple[float, float] = (0.25, 1.0)
     reconnect_timeout_s: float = 10.0
-    stall_timeout_s: float = 2.0
+    stall_timeout_s: float = 1.5  # with the watchdog's period, a stall is reported within 2 s
     loop: bool = False
     on_status: Callable[[StatusEvent], object] | None = None
 
