@@ -149,9 +149,12 @@ def _read_checked(path: Path, max_pixels: MaxPixels, min_side: int = MIN_SIDE) -
     return data
 
 
-def _short(path: Path, limit: int = 120) -> str:
+def _short(path: Path, limit: int = 160) -> str:
+    """A path for an error message: a very long file name is cut after its first 60 characters."""
     text = str(path)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+    return (
+        text if len(text) <= limit else f"{path.parent}/{path.name[:60]}... ({len(path.name)}-character name)"
+    )
 
 
 def image_header_hw(f: IO[bytes]) -> tuple[int, int] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,26 @@ def images_dir() -> Path:
 @pytest.fixture(scope="session")
 def video_dir() -> Path:
     return shared_dir("video")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-long", action="store_true", help="the fuzz suite with ten times as many mutants")
+
+
+@pytest.fixture(scope="session")
+def fuzz_scale(request: pytest.FixtureRequest) -> int:
+    return 10 if request.config.getoption("--fuzz-long") else 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fuzz suite's outcome table: case, tries, typed, finite, other (crash, hang, untyped)."""
+    fuzz = next((m for name, m in list(sys.modules.items()) if name.endswith("fuzz.test_fuzz")), None)
+    summary = getattr(fuzz, "SUMMARY", None)
+    if not summary:
+        return
+    terminalreporter.write_line("fuzz outcomes | case | tries | typed | finite | other |")
+    for case, c in summary.items():
+        other = sum(v for k, v in c.items() if k not in ("typed", "finite"))
+        terminalreporter.write_line(
+            f"| {case} | {sum(c.values())} | {c['typed']} | {c['finite']} | {other} |"
+        )

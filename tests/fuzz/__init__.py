@@ -1,0 +1,1 @@
+"""The fuzz suite: deterministic mutants of every file and value edgedepth reads, run in capped subprocesses."""
