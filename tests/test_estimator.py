@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -147,3 +148,40 @@ def test_predict_real_photographs(tiny_onnx: Path, images_dir: Path) -> None:
             result = est.predict(path)
             assert result.inverse_depth.shape == cv2.imread(str(path)).shape[:2]
             assert np.isfinite(result.inverse_depth).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_closing_while_eight_threads_predict_gives_typed_errors_only(tiny_onnx: Path, backend: str) -> None:
+    from edgedepth.errors import EdgeDepthError
+
+    est = DepthEstimator(tiny_onnx, backend=backend)
+    image = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    outcomes: list[str] = []
+    started = threading.Barrier(9)
+
+    def work() -> None:
+        started.wait()
+        for _ in range(200):
+            try:
+                result = est.predict(image)
+                assert np.isfinite(result.inverse_depth).all()
+                outcomes.append("ok")
+            except EdgeDepthError as exc:
+                outcomes.append(f"typed: {exc}")
+                return
+            except Exception as exc:  # what this test exists to catch
+                outcomes.append(f"other: {type(exc).__name__}: {exc}")
+                return
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    started.wait()
+    time.sleep(0.05)
+    est.close()
+    for t in threads:
+        t.join(timeout=60)
+    assert not [o for o in outcomes if o.startswith("other")], [o for o in outcomes if o.startswith("other")][
+        :3
+    ]
+    assert any(o.startswith("typed") and "closed" in o for o in outcomes)
