@@ -3,6 +3,7 @@
     python -m benchmarks                                  # the embedded model, fp32 and int8, every backend
     python -m benchmarks --sizes 256 --batches 1          # one cell per backend and precision
     python -m benchmarks --model my.onnx --backends openvino --threads 4
+    python -m benchmarks soak --minutes 10                # RSS, threads and open files over a long stream
     python -m benchmarks --only stream --video ../shared/data/video/vtest.avi   # stream FPS vs model-only
     edgedepth benchmark ...                               # the same options
 
@@ -166,14 +167,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["soak"]:  # python -m benchmarks soak --minutes 10
+        from .soak import main as soak
+
+        return soak(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_arguments(parser)
     args = parser.parse_args(argv)
-    args.command_line = " ".join(
-        ["python -m benchmarks", shlex.join(sys.argv[1:] if argv is None else argv)]
-    ).strip()
+    args.command_line = " ".join(["python -m benchmarks", shlex.join(argv)]).strip()
     return run_from_args(args)
 
 

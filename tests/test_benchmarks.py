@@ -374,3 +374,13 @@ def test_only_runs_one_part_and_options_come_from_the_config() -> None:
         assert getattr(args, f.name) == (f.default_factory() if callable(f.default_factory) else f.default)
     with pytest.raises(InputError, match="--stream-rounds=0 must be at least 1"):
         BenchmarkConfig(models=(), backends=(), stream_rounds=0)
+
+
+def test_soak_samples_rss_threads_and_open_files(tmp_path: Path) -> None:
+    from edgedepth_benchmarks.__main__ import main as bench
+
+    out = tmp_path / "soak"
+    assert bench(["soak", "--minutes", "0.05", "--backend", "onnxruntime", "--out", str(out)]) == 0
+    doc = json.loads((out / "soak.json").read_text())
+    assert doc["summary"]["frames"] > 0 and len(doc["samples"]) >= 2
+    assert {"rss_mb", "threads", "open_files", "frames"} <= set(doc["samples"][0])
