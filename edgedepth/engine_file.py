@@ -21,13 +21,14 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from .artifact import ModelSpec, Precision, parse_enum
+from .artifact import MAX_INPUT_PIXELS, ModelSpec, Precision, parse_enum
 from .errors import InputError, ModelLoadError, choices
 from .fileio import read_framed_header, write_framed
 
 MAGIC = b"EDGEDEPTH-TRT\x00\x00\x01"
 HEADER_FORMAT = 1
 MAX_HEADER_BYTES = 1 << 20
+MAX_PROFILE_BATCH = 1024
 _LENGTH = struct.Struct("<I")
 
 HARDWARE_COMPATIBILITY = ("none", "ampere_plus")
@@ -46,9 +47,21 @@ class ShapeProfile:
     def __post_init__(self) -> None:
         for name in ("min", "opt", "max"):
             shape = getattr(self, name)
-            if len(shape) != 4 or any(int(d) < 1 for d in shape) or int(shape[1]) != 3:
-                raise InputError(f"profile {name} shape {shape} must be N x 3 x H x W with positive sides")
-            object.__setattr__(self, name, tuple(int(d) for d in shape))
+            if (
+                len(shape) != 4
+                or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape)
+                or any(d < 1 for d in shape)
+                or shape[1] != 3
+            ):
+                raise InputError(
+                    f"profile {name} shape {shape} must be N x 3 x H x W with positive integer sides"
+                )
+            if shape[0] > MAX_PROFILE_BATCH or shape[2] * shape[3] > MAX_INPUT_PIXELS:
+                raise InputError(
+                    f"profile {name} shape {shape} is beyond the limits (batch <= {MAX_PROFILE_BATCH}, "
+                    f"H x W <= {MAX_INPUT_PIXELS})"
+                )
+            object.__setattr__(self, name, tuple(shape))
         for i, axis in enumerate("NCHW"):
             if not self.min[i] <= self.opt[i] <= self.max[i]:
                 raise InputError(

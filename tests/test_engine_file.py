@@ -201,3 +201,30 @@ def default_onnx() -> Path:
     from edgedepth import default_model_path
 
     return default_model_path(Precision.FP32)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("mean", [float("nan"), 0.5, 0.5], "mean"),
+        ("input_size", [1 << 15, 1 << 15], "input size limit"),
+        ("profile", {"min": [1, 3, 64, 64], "opt": [1, 3, 64, 64], "max": [1 << 62, 3, 64, 64]}, "limits"),
+    ],
+)
+def test_a_header_with_absurd_values_is_refused(
+    tmp_path: Path, field: str, value: object, match: str
+) -> None:
+    """NaN mean/std, a 2^30-pixel input and a 2^62 profile once loaded; they are ModelLoadErrors now."""
+    path = tmp_path / "m.engine"
+    write_engine(path, make_header(), PLAN)
+    data = path.read_bytes()
+    length = int.from_bytes(data[len(MAGIC) : len(MAGIC) + 4], "little")
+    header = json.loads(data[len(MAGIC) + 4 : len(MAGIC) + 4 + length])
+    if field == "profile":
+        header["profile"] = value
+    else:
+        header["spec"][f"edgedepth.{field}"] = json.dumps(value)
+    encoded = json.dumps(header).encode()
+    path.write_bytes(MAGIC + len(encoded).to_bytes(4, "little") + encoded + data[len(MAGIC) + 4 + length :])
+    with pytest.raises(ModelLoadError, match=match):
+        read_engine(path, verify=False)
