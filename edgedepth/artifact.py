@@ -129,12 +129,12 @@ class ModelSpec:
     provenance: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def preset(cls, name: str, **changes: Any) -> ModelSpec:
+    def preset(cls, family: str, /, **changes: Any) -> ModelSpec:
         """The published preprocessing of a third-party model family, with ``changes`` applied (e.g. the
-        export's ``input_name`` / ``output_name``). Names: see ``PRESETS``."""
-        if name not in PRESETS:
-            raise ValueError(f"preset={name!r} is unknown; choose one of {choices(PRESETS)}")
-        return replace(PRESETS[name], **changes)
+        export's ``name``, ``input_name`` / ``output_name``). Families: see ``PRESETS``."""
+        if family not in PRESETS:
+            raise ValueError(f"preset={family!r} is unknown; choose one of {choices(PRESETS)}")
+        return replace(PRESETS[family], **changes)
 
     def preprocessing(self) -> dict[str, Any]:
         """The fields that decide what the model's input holds (JSON-ready): two specs with equal

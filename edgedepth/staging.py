@@ -17,6 +17,7 @@ import numpy as np
 
 from .artifact import ModelSpec, OutputKind
 from .backends.base import Backend, FrameRunner
+from .errors import InferenceError
 from .preprocess import ResizePlan, preprocess, unpad_and_resize
 
 DEPTH_EPS = 1e-6  # depth outputs are inverted; this keeps a zero depth finite
@@ -96,16 +97,29 @@ class FrameStager:
         outputs, (plan,) = self.frame_runner.infer_frames([staged.bgr], self.input_hw(staged.bgr.shape[:2]))
         return outputs, plan
 
+    def depth_map(self, outputs: dict[str, np.ndarray], name: str, index: int) -> np.ndarray:
+        """Map ``index`` of output ``name``: (N, 1, H, W), or (N, H, W) as some third-party exports give it;
+        any other shape raises InferenceError naming the model file."""
+        value = outputs[name]
+        if value.ndim == 3:
+            value = value[:, None]
+        if value.ndim != 4 or value.shape[1] != 1 or not 0 <= index < value.shape[0] or 0 in value.shape:
+            raise InferenceError(
+                f"{self.backend.source}: output {name!r} has shape {outputs[name].shape}; a depth model gives "
+                "(N, 1, H, W) or (N, H, W) maps"
+            )
+        return value[index, 0]
+
     def finish(
         self, outputs: dict[str, np.ndarray], index: int, plan: ResizePlan, timings_ms: dict[str, float]
     ) -> DepthResult:
         """Output ``index`` of a batch mapped back to its frame: inverse depth and confidence."""
-        out = unpad_and_resize(outputs[self.spec.output_name][index, 0], plan)
+        out = unpad_and_resize(self.depth_map(outputs, self.spec.output_name, index), plan)
         if self.spec.output_kind is not OutputKind.INVERSE_DEPTH:
             out = 1.0 / np.maximum(out, DEPTH_EPS)
         conf_name = self.spec.confidence_name
         if conf_name and conf_name in outputs:
-            conf = np.clip(unpad_and_resize(outputs[conf_name][index, 0], plan), 0.0, 1.0)
+            conf = np.clip(unpad_and_resize(self.depth_map(outputs, conf_name, index), plan), 0.0, 1.0)
         else:
             conf = np.ones_like(out)
         return DepthResult(out, conf, timings_ms)

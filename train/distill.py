@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edgedepth.artifact import KEY_PREFIX, SPEC_FORMAT, ModelSpec, file_sha256
-from edgedepth.errors import DataError, EdgeDepthError
+from edgedepth.errors import DataError, EdgeDepthError, InferenceError
 from edgedepth.fileio import atomic_open, atomic_write_bytes
 
 from .data.unlabelled import UnlabelledImages
@@ -118,7 +118,7 @@ class Teacher:
     def predict(self, bgr: np.ndarray) -> np.ndarray:
         try:
             out = np.asarray(self.estimator.predict(bgr).inverse_depth, dtype=np.float32)
-        except (ValueError, IndexError, cv2.error) as exc:
+        except (InferenceError, ValueError, IndexError, cv2.error) as exc:
             raise DistillError(f"teacher {self.path}: its output is not a depth map ({exc})") from None
         if out.ndim != 2 or out.shape != bgr.shape[:2]:
             raise DistillError(f"teacher {self.path}: output of shape {out.shape} is not a depth map")

@@ -126,21 +126,10 @@ class Backend(ABC):
             raise InferenceError(
                 f"{self.source}: {self.kind} failed on an input of shape {batch.shape}: {type(exc).__name__}: {message}"
             ) from exc
-        return {name: self._checked_output(name, value, batch.shape[0]) for name, value in outputs.items()}
-
-    def _checked_output(self, name: str, value: np.ndarray, batch: int) -> np.ndarray:
-        """An output as (N, 1, H, W): (N, H, W) maps (common in third-party exports) gain their channel axis;
-        any other shape, or NaN or inf, raises InferenceError naming the model file."""
-        if value.ndim == 3:
-            value = value[:, None]
-        if value.ndim != 4 or value.shape[0] != batch or value.shape[1] != 1 or 0 in value.shape:
-            raise InferenceError(
-                f"{self.source}: output {name!r} has shape {value.shape}; expected (N, 1, H, W) or (N, H, W) "
-                f"maps for a batch of {batch}"
-            )
-        if not np.isfinite(value).all():
-            raise InferenceError(f"{self.source}: output {name!r} holds NaN or inf (a corrupt model?)")
-        return value
+        for name, value in outputs.items():
+            if not np.isfinite(value).all():
+                raise InferenceError(f"{self.source}: output {name!r} holds NaN or inf (a corrupt model?)")
+        return outputs
 
     @abstractmethod
     def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
