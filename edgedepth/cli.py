@@ -102,11 +102,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def run_stream(args: argparse.Namespace, source: object, save: str | None, show: bool) -> int:
     """Shared by ``stream`` and ``demo``: run, show and/or save side by side, report progress and FPS."""
-    from .capture import WINDOW, VideoOutput
+    from .capture import WINDOW, SourceState, StatusEvent, VideoOutput
 
     targets = [*([save] if save else []), *([WINDOW] if show else [])]
     progress = Progress()
-    with _estimator(args) as est, est.stream(source, max_frames=args.max_frames) as frames:
+
+    def report(event: StatusEvent) -> None:  # from the capture thread: a stall, an outage, a recovery
+        if event.state not in (SourceState.RUNNING, SourceState.ENDED, SourceState.CLOSED):
+            progress.end(f"source {event.state.value}: {event.detail}")
+
+    with _estimator(args) as est, est.stream(source, max_frames=args.max_frames, on_status=report) as frames:
         fps = frames.source.fps_hint
         outputs = [VideoOutput(t, fps=fps, cmap=args.cmap, invert=args.invert) for t in targets]
         try:

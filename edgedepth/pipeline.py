@@ -37,6 +37,7 @@ class StreamStats:
     timeouts: int
     capture_fps: float
     ended_by: str  # "" while running; then "end of stream", "closed", "max_frames" or "error: ..."
+    source_state: str  # the source's SourceState value: running, stalled, reconnecting, ...
 
 
 class _End:
@@ -177,6 +178,7 @@ class StreamPipeline:
             timeouts=self._timeouts,
             capture_fps=src.capture_fps,
             ended_by=self._ended_by,
+            source_state=src.state.value,
         )
 
     def close(self) -> None:
