@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from edgedepth.artifact import (
@@ -98,3 +100,27 @@ def test_read_spec_reads_onnx_metadata(tmp_path) -> None:
 
     path = make_tiny_depth_onnx(tmp_path / "m.onnx")
     assert read_spec(path) == tiny_spec()
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"std": (float("nan"),) * 3}, "std"),
+        ({"mean": (0.5, float("inf"), 0.5)}, "mean"),
+        ({"std": (0.0, 1.0, 1.0)}, "out of range"),
+        ({"input_size": (65536, 65536), "size_multiple": 1}, "input size limit"),
+        ({"size_multiple": 0}, "size_multiple"),
+        ({"input_size": (256.5, 256)}, "two integers"),
+        ({"name": ""}, "name"),
+        ({"resize_mode": "squash"}, "letterbox"),
+    ],
+)
+def test_the_spec_validator_refuses_what_once_loaded(changes: dict, match: str) -> None:
+    """NaN std once gave NaN outputs, a 65536-square input a 48 GB allocation: refused where a spec is made."""
+    fields = {"name": "x", "input_size": (256, 256), "mean": (0.5,) * 3, "std": (0.5,) * 3, **changes}
+    with pytest.raises(ValueError, match=match):
+        ModelSpec(**fields)
+    meta = {**X.to_metadata(), **{f"edgedepth.{k}": json.dumps(v if not isinstance(v, tuple) else list(v))
+                                  for k, v in changes.items()}}  # fmt: skip
+    with pytest.raises(ModelLoadError):
+        ModelSpec.from_metadata(meta)
