@@ -111,7 +111,8 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
         if event.state not in (SourceState.RUNNING, SourceState.ENDED, SourceState.CLOSED):
             progress.end(f"source {event.state.value}: {event.detail}")
 
-    with _estimator(args) as est, est.stream(source, max_frames=args.max_frames, on_status=report) as frames:
+    stream = {"max_frames": args.max_frames, "on_status": report, "stabilize": args.stabilize}
+    with _estimator(args) as est, est.stream(source, **stream) as frames:
         fps = frames.source.fps_hint
         outputs = [VideoOutput(t, fps=fps, cmap=args.cmap, invert=args.invert) for t in targets]
         try:
@@ -274,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--max-frames", type=positive_int, help="stop after this many frames (default: all of them)"
+        )
+        p.add_argument(
+            "--stabilize",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="align each frame's depth to the previous one, against flicker (default: on)",
         )
         _add_model_options(p)
         _add_view_options(p)

@@ -20,6 +20,7 @@ import numpy as np
 
 from .capture import ReadStatus, VideoSource
 from .errors import InputError, SourceError
+from .stabilize import Stabilizer
 from .staging import DepthResult, FrameStager
 
 POLL_S = 0.05  # how often blocked threads look at the stop flag: Ctrl-C stops the pipeline well within 2 s
@@ -51,6 +52,8 @@ class StreamPipeline:
     """Iterator of ``(frame, DepthResult)``; also a context manager. ``max_frames`` stops early.
 
     Made by ``DepthEstimator.stream``; ``stager`` is the estimator's (see ``edgedepth.staging``).
+    ``stabilize`` (on by default) aligns each frame's depth to the previous output (``edgedepth.stabilize``);
+    a :class:`Stabilizer` instance sets its options.
     """
 
     def __init__(
@@ -60,9 +63,13 @@ class StreamPipeline:
         *,
         max_frames: int | None = None,
         queue_size: int = 2,
+        stabilize: bool | Stabilizer = True,
         **source_options: Any,
     ) -> None:
         self.stager = stager
+        self.stabilizer = (
+            stabilize if isinstance(stabilize, Stabilizer) else Stabilizer() if stabilize else None
+        )
         self.source = source if isinstance(source, VideoSource) else VideoSource(source, **source_options)
         if max_frames is not None and max_frames < 1:
             raise InputError(f"max_frames={max_frames} must be a positive number of frames, or None for all")
@@ -126,6 +133,10 @@ class StreamPipeline:
             staged, captured_s = item
             try:
                 result = self.stager.run(staged)
+                if self.stabilizer is not None:
+                    t0 = time.perf_counter()
+                    result = self.stabilizer(staged.bgr, result)
+                    result.timings_ms["stabilize"] = (time.perf_counter() - t0) * 1e3
             except BaseException as exc:
                 self._put(self._results, _End(exc))
                 return

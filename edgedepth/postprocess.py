@@ -195,28 +195,3 @@ def depth_from_inverse(
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = np.where(denom > eps, 1.0 / np.where(denom > eps, denom, 1.0), np.nan)
     return depth.astype(np.float32)
-
-
-def point_cloud(
-    depth_m: np.ndarray, fx: float, fy: float, cx: float, cy: float, stride: int = 1
-) -> np.ndarray:
-    """Back-project a depth map (metres, or aligned units) to an (N, 3) float32 array of X, Y, Z.
-
-    Pinhole model, pixel (u, v) at integer coordinates: ``X = (u - cx) * Z / fx``, ``Y = (v - cy) * Z / fy``.
-    ``stride`` keeps every stride-th row and column (the intrinsics stay those of the full map). Pixels with
-    a non-positive, NaN or inf depth are dropped.
-    """
-    z_full = _map_2d(depth_m, "point_cloud depth_m")
-    for name, value in (("fx", fx), ("fy", fy), ("cx", cx), ("cy", cy)):
-        ok = isinstance(value, int | float | np.number) and math.isfinite(value)
-        if not ok or (name[0] == "f" and value <= 0):
-            raise InputError(f"point_cloud: {name}={value!r} must be a finite number (fx, fy > 0)")
-    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-        raise InputError(f"point_cloud: stride={stride!r} must be an int >= 1")
-    z = z_full[::stride, ::stride].astype(np.float32)
-    with np.errstate(invalid="ignore"):
-        rows, cols = np.nonzero(np.isfinite(z) & (z > 0))
-    zv = z[rows, cols]
-    x = (cols * stride - np.float32(cx)) * zv / np.float32(fx)
-    y = (rows * stride - np.float32(cy)) * zv / np.float32(fy)
-    return np.stack([x, y, zv], axis=1).astype(np.float32)

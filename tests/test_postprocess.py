@@ -14,7 +14,6 @@ from edgedepth.postprocess import (
     SideBySideWriter,
     colorize,
     depth_from_inverse,
-    point_cloud,
     robust_range,
     side_by_side,
 )
@@ -139,23 +138,3 @@ def test_depth_from_inverse() -> None:
     assert depth.dtype == np.float32
     assert depth[0, :2].tolist() == [0.5, 2.0] and np.isnan(depth[0, 2:]).all()
     assert depth_from_inverse(inv, scale=2.0, shift=1.0)[0, 0] == pytest.approx(0.2)
-
-
-def test_point_cloud_of_a_plane_at_known_depth() -> None:
-    h, w, z, f = 6, 8, 2.5, 10.0
-    cx, cy = (w - 1) / 2, (h - 1) / 2
-    depth = np.full((h, w), z, np.float32)
-    depth[0, 0], depth[0, 1], depth[1, 0] = np.nan, 0.0, -3.0
-    pts = point_cloud(depth, fx=f, fy=f, cx=cx, cy=cy)
-    assert pts.dtype == np.float32 and pts.shape == (h * w - 3, 3)
-    assert np.allclose(pts[:, 2], z)
-    # pixel (u=7, v=5) is the last one
-    assert np.allclose(pts[-1], [(7 - cx) * z / f, (5 - cy) * z / f, z])
-    assert np.allclose(pts[:, 0].min(), (0 - cx) * z / f) and np.allclose(pts[:, 1].max(), (5 - cy) * z / f)
-    strided = point_cloud(np.full((h, w), z), f, f, cx, cy, stride=2)
-    assert strided.shape == (3 * 4, 3)
-    assert np.allclose(sorted(set(strided[:, 0].tolist())), [(u - cx) * z / f for u in (0, 2, 4, 6)])
-    with pytest.raises(InputError, match="fx"):
-        point_cloud(depth, 0.0, f, cx, cy)
-    with pytest.raises(InputError, match="stride"):
-        point_cloud(depth, f, f, cx, cy, stride=0)

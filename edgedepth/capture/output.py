@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import InputError, SourceError
 from ..postprocess import VIDEO_CODECS, SideBySideWriter, side_by_side
+from ..stabilize import ValueRange
 
 if TYPE_CHECKING:
     from ..staging import DepthResult
@@ -56,6 +57,7 @@ class VideoOutput:
         self.fps = fps or DEFAULT_FPS
         self.cmap, self.invert, self.title = cmap, invert, title
         self.frames = 0
+        self._range = ValueRange()  # slowly adapting colours: no per-frame min/max flicker
         self._writer: SideBySideWriter | None = None
         self._closed = False
 
@@ -63,7 +65,7 @@ class VideoOutput:
         """Show or write one frame beside its depth; False when the user asked to stop (window only)."""
         if self._closed:
             raise InputError(f"output {self.target!r} is closed")
-        depth = result.colorize(self.cmap, self.invert)
+        depth = result.colorize(self.cmap, self.invert, value_range=self._range(result.inverse_depth))
         self.frames += 1
         if self.is_window:
             try:
