@@ -90,7 +90,8 @@ class Intrinsics:
         if missing:
             raise InputError(f"calibration file {path}: missing key(s) {', '.join(missing)}")
         try:
-            return cls(*(float(data[k]) for k in keys[:4]), int(data["width"]), int(data["height"]))
+            fx, fy, cx, cy = (float(data[k]) for k in keys[:4])
+            return cls(fx, fy, cx, cy, int(data["width"]), int(data["height"]))
         except (TypeError, ValueError) as exc:
             raise InputError(f"calibration file {path}: {exc}") from None
 
