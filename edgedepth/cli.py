@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .clouds import add_cloud_options, check_cloud_options, write_cloud
 from .embedded import DEMO_CLIP
 from .errors import EdgeDepthError, InputError
 
@@ -39,7 +40,12 @@ def _estimator(args: argparse.Namespace):
     )
 
 
-OUTPUT_SUFFIXES = {"color": "_depth.png", "png16": "_inverse_depth16.png", "npy": "_inverse_depth.npy"}
+OUTPUT_SUFFIXES = {
+    "color": "_depth.png",
+    "png16": "_inverse_depth16.png",
+    "npy": "_inverse_depth.npy",
+    "ply": "_cloud.ply",
+}
 
 
 def output_stems(images: list[Path], out: Path) -> list[Path]:
@@ -66,7 +72,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .imageio import save_npy, save_png16
 
     images = [Path(p) for p in args.images]
-    formats = [f for f in OUTPUT_FORMATS if f in set(args.format)]
+    formats = [f for f in OUTPUT_FORMATS if f in set(args.format)] + (["ply"] if args.ply else [])
+    check_cloud_options(args, args.ply)
     out = Path(args.output)
     targets = [
         [stem.with_name(stem.name + OUTPUT_SUFFIXES[f]) for f in formats]
@@ -94,8 +101,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     atomic_write_bytes(target, buf.tobytes())
                 elif fmt == "png16":
                     save_png16(target, result.inverse_depth)
-                else:
+                elif fmt == "npy":
                     save_npy(target, result.inverse_depth)
+                else:
+                    write_cloud(args, result, cv2.imread(str(path), cv2.IMREAD_COLOR), target)
     print(f"wrote {len(images) * len(formats)} file(s) for {len(images)} image(s) under {out}")
     return 0
 
@@ -105,6 +114,10 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
     from .capture import WINDOW, SourceState, StatusEvent, VideoOutput
 
     targets = [*([save] if save else []), *([WINDOW] if show else [])]
+    check_cloud_options(args, bool(args.ply_every))
+    clouds = Path(args.ply_dir)
+    if args.ply_every:
+        clouds.mkdir(parents=True, exist_ok=True)
     progress = Progress()
 
     def report(event: StatusEvent) -> None:  # from the capture thread: a stall, an outage, a recovery
@@ -116,9 +129,11 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
         fps = frames.source.fps_hint
         outputs = [VideoOutput(t, fps=fps, cmap=args.cmap, invert=args.invert) for t in targets]
         try:
-            for frame, result in frames:
+            for i, (frame, result) in enumerate(frames):
                 if not all([out.render(frame, result) for out in outputs]):
                     break
+                if args.ply_every and i % args.ply_every == 0:
+                    write_cloud(args, result, frame, clouds / f"cloud_{i:06d}.ply")
                 s = frames.stats
                 progress.update(f"{s.frames} frames  {s.fps:5.1f} FPS  infer {s.infer_ms_median:5.1f} ms  "
                                 f"latency {s.latency_ms_median:6.1f} ms  dropped {s.dropped}")  # fmt: skip
@@ -258,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", nargs="+", default=list(OUTPUT_FORMATS), choices=OUTPUT_FORMATS)
     p.add_argument("--overwrite", action="store_true", help="replace results that exist already")
+    p.add_argument("--ply", action="store_true", help="also write a metric point cloud (NAME_cloud.ply)")
+    add_cloud_options(p)
     _add_model_options(p)
     _add_view_options(p)
     p.set_defaults(func=cmd_predict)
@@ -282,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
             default=True,
             help="align each frame's depth to the previous one, against flicker (default: on)",
         )
+        p.add_argument("--ply-every", type=positive_int, help="write a metric point cloud every N frames")
+        p.add_argument(
+            "--ply-dir", default="clouds", help="folder for the --ply-every clouds (default: clouds)"
+        )
+        add_cloud_options(p)
         _add_model_options(p)
         _add_view_options(p)
         p.set_defaults(func=func)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,10 @@ from .artifact import ModelSpec, OutputKind
 from .backends.base import Backend, FrameRunner
 from .errors import InferenceError
 from .preprocess import ResizePlan, preprocess, unpad_and_resize
+
+if TYPE_CHECKING:
+    from .intrinsics import Intrinsics
+    from .metric import MetricFit
 
 DEPTH_EPS = 1e-6  # depth outputs are inverted; this keeps a zero depth finite
 
@@ -44,6 +48,26 @@ class DepthResult:
         from .postprocess import colorize
 
         return colorize(self.inverse_depth, cmap=cmap, invert=invert, value_range=value_range)
+
+    def to_metric(self, fit: MetricFit) -> np.ndarray:
+        """Depth in metres under a scale fit (``edgedepth.metric.fit_points`` / ``fit_camera_height``)."""
+        return fit.depth(self.inverse_depth)
+
+    def point_cloud(
+        self,
+        intrinsics: Intrinsics,
+        fit: MetricFit,
+        image_bgr: np.ndarray | None = None,
+        stride: int = 1,
+        max_depth: float | None = None,
+        min_confidence: float = 0.0,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Metric (N, 3) points and, with the frame, their RGB colours; see ``edgedepth.pointcloud``."""
+        from .pointcloud import point_cloud
+
+        return point_cloud(
+            self.to_metric(fit), intrinsics, stride, max_depth, self.confidence, min_confidence, image_bgr
+        )
 
 
 @dataclass(frozen=True)

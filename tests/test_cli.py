@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from edgedepth import DepthEstimator
+
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -133,3 +135,38 @@ def test_plugin_commands_come_from_entry_points() -> None:
         [sys.executable, "-m", "edgedepth.cli", "benchmark", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "--sizes" in out.stdout and "--reference-engine" in out.stdout
+
+
+def test_point_clouds_need_intrinsics_and_one_scale(tiny_onnx: Path, tmp_path: Path) -> None:
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((48, 64, 3), np.uint8))
+    args = ["predict", str(image), "-o", str(tmp_path / "out"), "--model", str(tiny_onnx), "--ply"]
+    done = run_cli(*args)
+    assert done.returncode == 2 and "--intrinsics" in done.stderr
+    done = run_cli(*args, "--intrinsics", str(tmp_path / "cam.json"))
+    assert done.returncode == 2 and "--metric-points" in done.stderr and "--camera-height" in done.stderr
+
+
+def test_predict_writes_a_cloud_from_metric_points(tiny_onnx: Path, tmp_path: Path) -> None:
+    from edgedepth.pointcloud import read_ply
+
+    image = tmp_path / "scene.png"
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    cam = tmp_path / "cam.yaml"
+    cam.write_text(
+        "%YAML:1.0\nimage_width: 64\nimage_height: 48\ncamera_matrix: !!opencv-matrix\n   rows: 3\n   cols: 3\n"
+        "   dt: d\n   data: [ 60., 0., 31.5, 0., 60., 23.5, 0., 0., 1. ]\n"
+    )
+    with DepthEstimator(tiny_onnx) as est:
+        inv = est.predict(image).inverse_depth
+    rng = np.random.default_rng(1)
+    u, v = rng.integers(0, 64, 30), rng.integers(0, 48, 30)
+    depth = 1.0 / (0.5 * inv[v, u] - 0.5 * inv.min() + 0.3)  # a metric truth the points measure
+    pts = tmp_path / "pts.csv"
+    pts.write_text("u,v,depth_m\n" + "\n".join(f"{a},{b},{d}" for a, b, d in zip(u, v, depth, strict=True)))
+    out = tmp_path / "out"
+    done = run_cli("predict", str(image), "-o", str(out), "--model", str(tiny_onnx), "--format", "npy", "--ply",
+                   "--intrinsics", str(cam), "--metric-points", str(pts))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    points, colors = read_ply(out / "scene_cloud.ply")
+    assert len(points) > 0 and colors is not None and (points[:, 2] > 0).all()
