@@ -4,6 +4,7 @@
     python -m benchmarks --sizes 256 --batches 1          # one cell per backend and precision
     python -m benchmarks --model my.onnx --backends openvino --threads 4
     python -m benchmarks soak --minutes 10                # RSS, threads and open files over a long stream
+    python -m benchmarks flicker VIDEO ...                # video depth flicker with and without the stabiliser
     python -m benchmarks --only stream --video ../shared/data/video/vtest.avi   # stream FPS vs model-only
     edgedepth benchmark ...                               # the same options
 
@@ -172,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         from .soak import main as soak
 
         return soak(argv[1:])
+    if argv[:1] == ["flicker"]:  # python -m benchmarks flicker VIDEO ...
+        from .flicker import main as flicker
+
+        return flicker(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -14,6 +14,7 @@ never blended, so moving objects keep their own depth.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 import cv2
@@ -103,7 +104,7 @@ def flicker(maps: list[np.ndarray], static: list[np.ndarray]) -> float:
     """Mean absolute frame-to-frame change on pixels whose image did not change, relative to each map's
     spread (mean absolute deviation): what a viewer sees as flicker with a fixed colour range."""
     changes = []
-    for prev, cur, mask in zip(maps, maps[1:], static[1:], strict=False):
+    for (prev, cur), mask in zip(itertools.pairwise(maps), static[1:], strict=False):
         spread = float(np.mean(np.abs(cur - np.median(cur)))) or 1.0
         if mask.any():
             changes.append(float(np.mean(np.abs(cur - prev)[mask])) / spread)

@@ -384,3 +384,20 @@ def test_soak_samples_rss_threads_and_open_files(tmp_path: Path) -> None:
     doc = json.loads((out / "soak.json").read_text())
     assert doc["summary"]["frames"] > 0 and len(doc["samples"]) >= 2
     assert {"rss_mb", "threads", "open_files", "frames"} <= set(doc["samples"][0])
+
+
+def test_flicker_compares_raw_and_stabilised_depth(tmp_path: Path) -> None:
+    from edgedepth_benchmarks.__main__ import main as bench
+
+    out = tmp_path / "flicker.json"
+    from edgedepth.embedded import DEMO_CLIP
+
+    assert (
+        bench(
+            ["flicker", str(DEMO_CLIP), "--max-frames", "12", "--backend", "onnxruntime", "--json", str(out)]
+        )
+        == 0
+    )
+    (row,) = json.loads(out.read_text())
+    assert row["frames"] == 12 and 0 < row["static_fraction"] <= 1
+    assert row["flicker_as_shown"]["raw"] > 0 and row["stabiliser_ms_median"] > 0

@@ -114,6 +114,20 @@ def cmd_eval(args: argparse.Namespace) -> None:
         atomic_write_bytes(args.json, json.dumps(results, indent=1).encode())
 
 
+def cmd_eval_metric(args: argparse.Namespace) -> None:
+    import json
+
+    from edgedepth.fileio import atomic_write_bytes
+
+    from .eval_metric import evaluate, format_table
+
+    result = evaluate(args.onnx, args.data, args.long_side, args.seed)
+    print("metric AbsRel / delta1 per group (frames), after each way of finding the scale:")
+    print(format_table(result))
+    if args.json:
+        atomic_write_bytes(args.json, json.dumps(result, indent=1).encode())
+
+
 def cmd_render(args: argparse.Namespace) -> None:
     from .data.render_cache import CacheKey, render_cache
 
@@ -230,6 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", help="checkpoint to resume from")
     p.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
     p.set_defaults(func=cmd_distill)
+    p = sub.add_parser(
+        "eval-metric", help="metric accuracy of run-time scale (points, camera height) per group"
+    )
+    p.add_argument("--onnx", required=True, help="the model (any ONNX the runtime loads)")
+    p.add_argument("--data", nargs="+", default=["../shared/data/rgbd_real"])
+    p.add_argument("--long-side", type=int, default=EVAL_LONG_SIDE)
+    p.add_argument("--seed", type=int, default=0, help="which points are sampled")
+    p.add_argument("--json", help="write the table's numbers to this JSON file")
+    p.set_defaults(func=cmd_eval_metric)
     p = sub.add_parser("render", help="render labelled frames into a resumable, sharded cache")
     p.add_argument("--scenes", choices=SCENE_KINDS, default="furniture")
     p.add_argument("--frames", type=int, required=True, help="frames wanted in the cache (resumes, or adds)")

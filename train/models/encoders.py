@@ -101,7 +101,9 @@ class HybridLiteEncoder(nn.Module):
             args = block._block_args
             stride = args.stride[0] if isinstance(args.stride, list | tuple) else args.stride
             if stride != 1 or args.input_filters != args.output_filters:
-                raise ValueError(f"skip_blocks: block {index} changes its input's shape and cannot be left out")
+                raise ValueError(
+                    f"skip_blocks: block {index} changes its input's shape and cannot be left out"
+                )
         self.blocks = nn.ModuleList(b for i, b in enumerate(net._blocks) if i not in cfg.skip_blocks)
         self.drop_connect_rate = cfg.drop_connect_rate
         # A resolution level ends where the next block strides (or at the last block).
