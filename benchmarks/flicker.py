@@ -1,6 +1,7 @@
 """Flicker of video depth with and without the stream stabiliser, and the time the stabiliser adds.
 
     python -m benchmarks flicker ../shared/data/video/box.mp4 ../shared/data/video/cup.mp4 ../shared/data/video/vtest.avi
+    python -m benchmarks flicker ... --frame-size 192x256   # the stabiliser's time at 256x192
 
 Per video, every frame is predicted once (the model input's long side 256 by default); the same predictions
 then go through ``edgedepth.stabilize.Stabilizer`` or not. Flicker is the mean absolute frame-to-frame change
@@ -25,6 +26,7 @@ import numpy as np
 
 from edgedepth import DepthEstimator
 from edgedepth.fileio import atomic_write_bytes
+from edgedepth.preprocess import parse_hw
 from edgedepth.stabilize import Stabilizer, flicker
 
 MOTION_THRESHOLD = 12.0
@@ -35,13 +37,17 @@ def normalised(x: np.ndarray) -> np.ndarray:
     return (x - median) / (float(np.mean(np.abs(x - median))) or 1.0)
 
 
-def measure(est: DepthEstimator, video: Path, max_frames: int | None = None) -> dict[str, Any]:
+def measure(
+    est: DepthEstimator, video: Path, max_frames: int | None = None, frame_hw: tuple[int, int] | None = None
+) -> dict[str, Any]:
     capture = cv2.VideoCapture(str(video))
     frames, raw = [], []
     while max_frames is None or len(frames) < max_frames:
         ok, frame = capture.read()
         if not ok:
             break
+        if frame_hw is not None:  # a camera of that resolution: the maps, and the stabiliser's work, at it
+            frame = cv2.resize(frame, frame_hw[::-1], interpolation=cv2.INTER_AREA)
         frames.append(frame)
         raw.append(est.predict(frame))
     capture.release()
@@ -78,10 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--long-side", type=int, default=256)
     parser.add_argument("--max-frames", type=int, help="at most this many frames per video")
+    parser.add_argument("--frame-size", help="resize frames to HxW first (e.g. 192x256), as a camera of that size")
     parser.add_argument("--json", type=Path, help="write the results to this JSON file")
     args = parser.parse_args(argv)
     with DepthEstimator(args.model, backend=args.backend, long_side=args.long_side) as est:
-        rows = [measure(est, v, args.max_frames) for v in args.videos]
+        frame_hw = parse_hw(args.frame_size, "--frame-size") if args.frame_size else None
+        rows = [measure(est, v, args.max_frames, frame_hw) for v in args.videos]
     print("| video | frames | map | static pixels | flicker as shown: raw -> stabilised | normalised: raw -> "
           "stabilised | stabiliser ms |")  # fmt: skip
     print("|---|--:|---|--:|--:|--:|--:|")

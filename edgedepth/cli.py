@@ -13,6 +13,7 @@ imports them by name.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -36,6 +37,7 @@ def _estimator(args: argparse.Namespace):
         backend=args.backend,
         precision=args.precision,
         threads=args.threads,
+        long_side=getattr(args, "long_side", None),
         verify_sha256=getattr(args, "verify_sha256", None),
     )
 
@@ -189,6 +191,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_stream(args, str(DEMO_CLIP), args.save, args.show)
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .fileio import atomic_write_bytes
+    from .verify import verify
+
+    report = verify(
+        args.model_file,
+        reference=args.reference,
+        frames=args.frames,
+        max_abs_rel=args.max_abs_rel,
+        max_frames=args.max_frames,
+        backend=args.backend,
+        long_side=args.long_side,
+    )
+    print(report.table())
+    if args.json:
+        atomic_write_bytes(args.json, json.dumps(report.to_dict(), indent=1).encode())
+    return 0 if report.passed else 1
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .backends import available_backends
 
@@ -250,6 +271,12 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
         help="which variant of the embedded model (those that ship)",
     )
     p.add_argument("--threads", type=int, help="inference threads (default: the backend's)")
+    p.add_argument(
+        "--long-side",
+        type=positive_int,
+        help="model input's long side in pixels, for models with a dynamic input (default: the spec's); "
+        "larger gives finer depth and takes longer",
+    )
 
 
 def _add_view_options(p: argparse.ArgumentParser) -> None:
@@ -307,6 +334,27 @@ def build_parser() -> argparse.ArgumentParser:
         _add_model_options(p)
         _add_view_options(p)
         p.set_defaults(func=func)
+
+    from .verify import DEFAULT_FRAMES, DEFAULT_MAX_ABS_REL, INT8_MAX_ABS_REL
+
+    p = sub.add_parser(
+        "verify",
+        help="golden-output check: a model (engine, INT8, any backend) against its FP32 reference; "
+        "exits 1 when a frame disagrees",
+    )
+    p.add_argument("model_file", metavar="MODEL", help=".onnx or .engine to check")
+    p.add_argument("--reference", help="the FP32 ONNX it was built from (default: the embedded model)")
+    p.add_argument("--frames", help="video file or image folder (default: the embedded clip)")
+    p.add_argument("--max-frames", type=positive_int, default=DEFAULT_FRAMES, help="frames spread over it")
+    p.add_argument(
+        "--max-abs-rel",
+        type=float,
+        help="a frame fails above this AbsRel against the reference "
+        f"(default {DEFAULT_MAX_ABS_REL}; {INT8_MAX_ABS_REL} for an INT8 model)",
+    )
+    p.add_argument("--json", help="also write the report here")
+    _add_runtime_options(p)
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("info", help="model spec, inputs, outputs and available backends")
     p.add_argument("model", nargs="?", help="model file (default: the embedded model)")

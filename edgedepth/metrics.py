@@ -79,8 +79,31 @@ def depth_metrics(
     return DepthMetrics(abs_rel=abs_rel, delta1=delta1, valid_pixels=int(valid.sum()))
 
 
-def agreement_metrics(pred_inverse_depth: np.ndarray, reference_inverse_depth: np.ndarray) -> DepthMetrics:
-    """How closely one model's output agrees with another's (e.g. INT8 against FP32), with no ground truth.
+@dataclass(frozen=True)
+class Agreement:
+    """One model's output against a reference's on one frame, after the affine alignment in inverse depth.
+
+    ``abs_rel`` and ``delta1`` as ``depth_metrics``; ``max_error`` and ``p99_error`` are the largest and the
+    99th-percentile per-pixel relative depth errors; ``weighted_abs_rel`` weighs each pixel's error by the
+    reference's confidence (the pixels the model itself trusts).
+    """
+
+    abs_rel: float
+    delta1: float
+    max_error: float
+    p99_error: float
+    weighted_abs_rel: float
+    valid_pixels: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.__dict__.items()}
+
+
+def agreement(
+    pred_inverse_depth: np.ndarray, reference_inverse_depth: np.ndarray, confidence: np.ndarray | None = None
+) -> Agreement:
+    """How closely one model's output agrees with another's (e.g. INT8 or an engine against FP32), with no
+    ground truth: the one comparison behind the quantization gate's agreement mode and ``edgedepth verify``.
 
     The reference's inverse depth, normalised to a positive range, stands in for ground truth. Pixels outside
     the reference's 1st-99th percentile are left out rather than clipped: a clipped pseudo ground truth is no
@@ -90,8 +113,25 @@ def agreement_metrics(pred_inverse_depth: np.ndarray, reference_inverse_depth: n
     lo, hi = np.percentile(ref, [1, 99])
     span = max(hi - lo, 1e-6)
     inside = (ref >= lo) & (ref <= hi)
-    ref_inv = 0.1 + (np.clip(ref, lo, hi) - lo) / span  # in [0.1, 1.1]: depth within about 11x
-    return depth_metrics(pred_inverse_depth, 1.0 / ref_inv, mask=inside)
+    gt = 1.0 / (0.1 + (np.clip(ref, lo, hi) - lo) / span)  # inverse depth in [0.1, 1.1]: depth within ~11x
+    depth, valid = align_inverse_depth(pred_inverse_depth, gt, inside)
+    d, g = depth[valid], gt[valid]
+    rel = np.abs(d - g) / g
+    weights = np.ones_like(rel) if confidence is None else np.asarray(confidence, np.float64)[valid]
+    return Agreement(
+        abs_rel=float(rel.mean()),
+        delta1=float(np.mean(np.maximum(d / g, g / d) < 1.25)),
+        max_error=float(rel.max()),
+        p99_error=float(np.percentile(rel, 99)),
+        weighted_abs_rel=float(np.sum(weights * rel) / max(float(weights.sum()), 1e-12)),
+        valid_pixels=int(valid.sum()),
+    )
+
+
+def agreement_metrics(pred_inverse_depth: np.ndarray, reference_inverse_depth: np.ndarray) -> DepthMetrics:
+    """:func:`agreement` as AbsRel and delta1, the figures the quantization gate compares."""
+    a = agreement(pred_inverse_depth, reference_inverse_depth)
+    return DepthMetrics(abs_rel=a.abs_rel, delta1=a.delta1, valid_pixels=a.valid_pixels)
 
 
 def mean_metrics(items: Iterable[DepthMetrics]) -> DepthMetrics:
