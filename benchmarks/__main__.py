@@ -5,6 +5,7 @@
     python -m benchmarks --model my.onnx --backends openvino --threads 4
     python -m benchmarks soak --minutes 10                # RSS, threads and open files over a long stream
     python -m benchmarks flicker VIDEO ...                # video depth flicker with and without the stabiliser
+    python -m benchmarks multistream VIDEO --copies 2 4   # several cameras: batched against round-robin
     python -m benchmarks --only stream --video ../shared/data/video/vtest.avi   # stream FPS vs model-only
     edgedepth benchmark ...                               # the same options
 
@@ -14,6 +15,7 @@ Writes results.json, results.md and latency.png (with matplotlib) into --out and
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
 from pathlib import Path
@@ -38,6 +40,8 @@ from .config import (
     parse_sizes,
 )
 from .reference import VIT_S14, ViTConfig
+
+SUBCOMMANDS = ("soak", "flicker", "multistream")  # modules of this package with their own main()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -169,14 +173,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["soak"]:  # python -m benchmarks soak --minutes 10
-        from .soak import main as soak
-
-        return soak(argv[1:])
-    if argv[:1] == ["flicker"]:  # python -m benchmarks flicker VIDEO ...
-        from .flicker import main as flicker
-
-        return flicker(argv[1:])
+    if argv[:1] and argv[0] in SUBCOMMANDS:  # python -m benchmarks soak --minutes 10, flicker VIDEO ...
+        module = importlib.import_module(f".{argv[0]}", __package__)
+        return int(module.main(argv[1:]))
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

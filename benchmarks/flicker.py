@@ -84,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--long-side", type=int, default=256)
     parser.add_argument("--max-frames", type=int, help="at most this many frames per video")
-    parser.add_argument("--frame-size", help="resize frames to HxW first (e.g. 192x256), as a camera of that size")
+    parser.add_argument(
+        "--frame-size", help="resize frames to HxW first (e.g. 192x256), as a camera of that size"
+    )
     parser.add_argument("--json", type=Path, help="write the results to this JSON file")
     args = parser.parse_args(argv)
     with DepthEstimator(args.model, backend=args.backend, long_side=args.long_side) as est:

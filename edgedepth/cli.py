@@ -183,8 +183,51 @@ class Progress:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    source: object = int(args.source) if args.source.isdigit() else args.source
-    return run_stream(args, source, args.save, args.show)
+    sources: list[object] = [int(s) if s.isdigit() else s for s in args.source]
+    if len(sources) > 1:
+        return run_multi_stream(args, sources)
+    return run_stream(args, sources[0], args.save, args.show)
+
+
+def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
+    """Several sources in one batch per tick: one output file (NAME_i.mp4) or window per source."""
+    from .capture import WINDOW, VideoOutput
+
+    if args.ply_every:
+        raise InputError("--ply-every takes one source; run one stream per camera for point clouds")
+    progress = Progress()
+    with _estimator(args) as est, est.stream(sources, max_frames=args.max_frames, stabilize=args.stabilize,
+                                             batch=args.batch) as frames:  # fmt: skip
+        outputs: list[list[VideoOutput]] = []
+        for i, src in enumerate(frames.sources):
+            targets = []
+            if args.save:
+                save = Path(args.save)
+                targets.append(VideoOutput(save.with_name(f"{save.stem}_{i}{save.suffix}"), fps=src.fps_hint,
+                                           cmap=args.cmap, invert=args.invert))  # fmt: skip
+            if args.show:
+                targets.append(
+                    VideoOutput(WINDOW, cmap=args.cmap, invert=args.invert, title=f"edgedepth {i}")
+                )
+            outputs.append(targets)
+        try:
+            for index, frame, result in frames:
+                if not all([out.render(frame, result) for out in outputs[index]]):
+                    break
+                s = frames.stats
+                per = "  ".join(f"[{x.index}] {x.fps:4.1f}" for x in s.sources)
+                progress.update(f"{s.frames} frames  {s.fps:5.1f} FPS total  {per}  batch {s.mean_batch:.1f}")
+        except KeyboardInterrupt:
+            progress.end("interrupted")
+        finally:
+            for out in (o for targets in outputs for o in targets):
+                out.close()
+        s = frames.stats
+    progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: {s.fps:.1f} FPS total, {s.mean_batch:.2f} frames "
+                 f"per model call; backend {est.backend_name}")  # fmt: skip
+    for x in s.sources:
+        print(f"  [{x.index}] {x.uri}: {x.frames} frames, {x.fps:.1f} FPS, dropped {x.dropped}, {x.ended_by}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -311,7 +354,16 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         if name == "stream":
             p.add_argument(
-                "source", help="camera index, /dev/videoN, file, folder, glob, URL or GStreamer pipeline"
+                "source",
+                nargs="+",
+                help="camera index, /dev/videoN, file, folder, glob, URL or GStreamer pipeline; several "
+                "run as one batch per tick (live and file sources may be mixed)",
+            )
+            p.add_argument(
+                "--batch",
+                action=argparse.BooleanOptionalAction,
+                default=True,
+                help="with several sources: one model call for the ready frames (default), or one each",
             )
         p.add_argument("--show", action="store_true", help="show a window (needs a display)")
         p.add_argument(

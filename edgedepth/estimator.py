@@ -13,10 +13,9 @@ thread) and the estimator keeps no per-call state outside the call.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -25,6 +24,7 @@ from .backends.base import Backend, BackendKind, BackendOptions, FrameRunner
 from .backends.registry import open_backend
 from .errors import InputError, ModelLoadError
 from .imageio import as_bgr_image
+from .multistream import MultiStreamPipeline
 from .pipeline import StreamPipeline
 from .preprocess import ResizePlan, model_input_hw
 from .staging import DepthResult, FrameStager
@@ -146,29 +146,25 @@ class DepthEstimator:
     def predict_batch(self, images: Sequence[np.ndarray | str | Path]) -> list[DepthResult]:
         """Predict several images; those sharing an input size run as one batch when the model allows it."""
         self._check_open()
-        prepared = [self.prepare(img) for img in images]
-        results: list[DepthResult | None] = [None] * len(prepared)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, (_, x, _) in enumerate(prepared):
-            groups.setdefault(x.shape, []).append(i)
-        batchable = self.spec.dynamic_shape
-        for indices in groups.values():
-            chunks = [indices] if batchable else [[i] for i in indices]
-            for chunk in chunks:
-                t0 = time.perf_counter()
-                outputs = self._backend.infer(np.concatenate([prepared[i][1] for i in chunk]))
-                infer_ms = (time.perf_counter() - t0) * 1e3 / len(chunk)
-                for j, i in enumerate(chunk):
-                    results[i] = self._stager.finish(outputs, j, prepared[i][2], {"infer": infer_ms})
-        return [r for r in results if r is not None]
+        return self._stager.run_many([self._stager.stage(img) for img in images])
 
-    def stream(self, source: Any, **options: Any) -> StreamPipeline:
+    @overload
+    def stream(self, source: list[Any] | tuple[Any, ...], **options: Any) -> MultiStreamPipeline: ...
+
+    @overload
+    def stream(self, source: Any, **options: Any) -> StreamPipeline: ...
+
+    def stream(self, source: Any, **options: Any) -> StreamPipeline | MultiStreamPipeline:
         """Iterate ``(frame, result)`` over a camera, file, folder, URL or pipeline (see VideoSource).
 
         Capture, inference and the caller's loop body run in separate threads joined by bounded queues.
-        Statistics are on the returned pipeline's ``stats`` after (or during) the loop.
+        Statistics are on the returned pipeline's ``stats`` after (or during) the loop. A list or tuple of
+        sources gives a :class:`MultiStreamPipeline` of ``(source_index, frame, result)`` instead: the ready
+        frames of all sources run as one batch per tick (``batch=False``: one by one).
         """
         self._check_open()
+        if isinstance(source, list | tuple):
+            return MultiStreamPipeline(self._stager, source, **options)
         return StreamPipeline(self._stager, source, **options)
 
     # -- lifetime ---------------------------------------------------------------------------------------

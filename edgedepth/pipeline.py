@@ -26,6 +26,10 @@ from .staging import DepthResult, FrameStager
 POLL_S = 0.05  # how often blocked threads look at the stop flag: Ctrl-C stops the pipeline well within 2 s
 
 
+def median(values: deque[float]) -> float:
+    return float(np.median(values)) if values else float("nan")
+
+
 @dataclass(frozen=True)
 class StreamStats:
     frames: int
@@ -134,9 +138,7 @@ class StreamPipeline:
             try:
                 result = self.stager.run(staged)
                 if self.stabilizer is not None:
-                    t0 = time.perf_counter()
                     result = self.stabilizer(staged.bgr, result)
-                    result.timings_ms["stabilize"] = (time.perf_counter() - t0) * 1e3
             except BaseException as exc:
                 self._put(self._results, _End(exc))
                 return
@@ -174,9 +176,6 @@ class StreamPipeline:
     def stats(self) -> StreamStats:
         elapsed = time.perf_counter() - self._t0
         src = self.source.stats
-
-        def median(values: deque[float]) -> float:
-            return float(np.median(values)) if values else float("nan")
 
         return StreamStats(
             frames=self._frames,

@@ -15,6 +15,7 @@ never blended, so moving objects keep their own depth.
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass, replace
 
 import cv2
@@ -46,6 +47,8 @@ class Stabilizer:
         self._reference: tuple[float, float] | None = None  # the first output's median and spread
 
     def __call__(self, frame_bgr: np.ndarray, result: DepthResult) -> DepthResult:
+        """The result aligned to the previous output, with the time it took in ``timings_ms["stabilize"]``."""
+        t_start = time.perf_counter()
         inv = result.inverse_depth.astype(np.float32)
         grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY) if frame_bgr.ndim == 3 else frame_bgr
         if grey.shape != inv.shape:
@@ -69,7 +72,8 @@ class Stabilizer:
             median = float(np.median(sub))
             self._reference = (median, float(np.mean(np.abs(sub - median))))
         self._prev_out, self._prev_grey = out.astype(np.float32), grey
-        return replace(result, inverse_depth=out.astype(np.float32))
+        timings = {**result.timings_ms, "stabilize": (time.perf_counter() - t_start) * 1e3}
+        return replace(result, inverse_depth=out.astype(np.float32), timings_ms=timings)
 
     @staticmethod
     def _fit(inv: np.ndarray, prev: np.ndarray, trusted: np.ndarray) -> tuple[float, float]:

@@ -9,7 +9,7 @@ loads the frame and inference uploads and preprocesses it there.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -113,14 +113,6 @@ class FrameStager:
             bgr, x, plan = self.prepare(image)
         return StagedFrame(bgr, x, plan, (time.perf_counter() - t0) * 1e3)
 
-    def infer(self, staged: StagedFrame) -> tuple[dict[str, np.ndarray], ResizePlan]:
-        """Run the model on a staged frame: its CPU input, or the frame itself through device preprocessing."""
-        if staged.input is not None and staged.plan is not None:
-            return self.backend.infer(staged.input), staged.plan
-        assert self.frame_runner is not None, "a frame staged without input needs device preprocessing"
-        outputs, (plan,) = self.frame_runner.infer_frames([staged.bgr], self.input_hw(staged.bgr.shape[:2]))
-        return outputs, plan
-
     def depth_map(self, outputs: dict[str, np.ndarray], name: str, index: int) -> np.ndarray:
         """Map ``index`` of output ``name``: (N, 1, H, W), or (N, H, W) as some third-party exports give it;
         any other shape raises InferenceError naming the model file."""
@@ -150,13 +142,46 @@ class FrameStager:
 
     def run(self, staged: StagedFrame) -> DepthResult:
         """Infer and finish a staged frame, with the time each step took."""
+        return self.run_batch([staged])[0]
+
+    def run_batch(self, staged: Sequence[StagedFrame]) -> list[DepthResult]:
+        """Staged frames of one input size as one batch; each result's ``infer`` time is its share."""
         t0 = time.perf_counter()
-        outputs, plan = self.infer(staged)
-        t1 = time.perf_counter()
-        result = self.finish(outputs, 0, plan, {})
-        timings = {
-            "preprocess": staged.preprocess_ms,
-            "infer": (t1 - t0) * 1e3,
-            "postprocess": (time.perf_counter() - t1) * 1e3,
-        }
-        return DepthResult(result.inverse_depth, result.confidence, timings)
+        inputs = [s.input for s in staged if s.input is not None]
+        plans: Sequence[ResizePlan | None] = [s.plan for s in staged]
+        if len(inputs) == len(staged):
+            outputs = self.backend.infer(np.concatenate(inputs))
+        else:
+            assert self.frame_runner is not None, "a frame staged without input needs device preprocessing"
+            outputs, plans = self.frame_runner.infer_frames(
+                [s.bgr for s in staged], self.input_hw(staged[0].bgr.shape[:2])
+            )
+        infer_ms = (time.perf_counter() - t0) * 1e3 / len(staged)
+        results = []
+        for i, (s, plan) in enumerate(zip(staged, plans, strict=True)):
+            t1 = time.perf_counter()
+            assert plan is not None
+            result = self.finish(outputs, i, plan, {})
+            result.timings_ms.update(
+                preprocess=s.preprocess_ms, infer=infer_ms, postprocess=(time.perf_counter() - t1) * 1e3
+            )
+            results.append(result)
+        return results
+
+    def plan_batches(self, staged: Sequence[StagedFrame], batch: bool = True) -> list[list[int]]:
+        """Indices of ``staged`` grouped into model calls: those sharing an input size together when ``batch``
+        is set and the model takes batches, else one call each."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, s in enumerate(staged):
+            groups.setdefault(s.input.shape if s.input is not None else s.bgr.shape, []).append(i)
+        if batch and self.spec.dynamic_shape:
+            return list(groups.values())
+        return [[i] for indices in groups.values() for i in indices]
+
+    def run_many(self, staged: Sequence[StagedFrame], batch: bool = True) -> list[DepthResult]:
+        """Results, in order, for frames of any sizes (see ``plan_batches``)."""
+        results: list[DepthResult | None] = [None] * len(staged)
+        for chunk in self.plan_batches(staged, batch):
+            for i, result in zip(chunk, self.run_batch([staged[i] for i in chunk]), strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]

@@ -76,7 +76,9 @@ class VerifyReport:
         if self.passed:
             lines.append("PASS")
         else:
-            lines.append(f"FAIL: {len(self.failed)} of {len(self.frames)} frames over AbsRel {self.max_abs_rel}:")
+            lines.append(
+                f"FAIL: {len(self.failed)} of {len(self.frames)} frames over AbsRel {self.max_abs_rel}:"
+            )
             lines += [
                 f"  {f.name}: AbsRel {f.agreement.abs_rel:.4f}, delta1 {f.agreement.delta1:.4f}"
                 for f in self.frames
@@ -146,7 +148,7 @@ def verify(
     frames_source = Path(frames) if frames is not None else DEMO_CLIP
     images = read_frames(frames_source, max_frames)
     with (
-        DepthEstimator(model, backend=backend, long_side=long_side) as est,
+        DepthEstimator(Path(model), backend=backend, long_side=long_side) as est,
         DepthEstimator(reference_path, backend=reference_backend, long_side=long_side) as ref,
     ):
         check_compatible(str(model), est.spec, str(reference_path), ref.spec)
@@ -162,5 +164,7 @@ def verify(
         for name, bgr in images:
             expected = ref.predict(bgr)
             a = agreement(est.predict(bgr).inverse_depth, expected.inverse_depth, expected.confidence)
-            report.frames.append(FrameAgreement(name, a, bool(np.isfinite(a.abs_rel) and a.abs_rel <= max_abs_rel)))
+            report.frames.append(
+                FrameAgreement(name, a, bool(np.isfinite(a.abs_rel) and a.abs_rel <= max_abs_rel))
+            )
     return report

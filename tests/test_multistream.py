@@ -1,0 +1,132 @@
+"""Several sources in one stream (``edgedepth.multistream``): every file frame arrives in order per source, the
+ready frames run as one batch, a failing source leaves the others running, and close is prompt."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgedepth import DepthEstimator
+from edgedepth.capture import VideoSource
+from edgedepth.cli import main
+from edgedepth.errors import SourceError
+
+
+class Frames:
+    """A capture of the given frames (file-like: then it ends), or one that fails after them."""
+
+    def __init__(self, frames: list[np.ndarray], fail: bool = False, delay_s: float = 0.0) -> None:
+        self.frames, self.fail, self.delay_s = list(frames), fail, delay_s
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        time.sleep(self.delay_s)
+        if self.frames:
+            return True, self.frames.pop(0)
+        if self.fail:
+            raise RuntimeError("cable pulled")
+        return False, None
+
+    def isOpened(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def numbered(n: int, hw: tuple[int, int] = (40, 56), base: int = 0) -> list[np.ndarray]:
+    """Frames whose every pixel holds the frame's number, so the order can be checked."""
+    return [np.full((*hw, 3), (base + i) % 256, np.uint8) for i in range(n)]
+
+
+def file_source(frames: list[np.ndarray], **kw: object) -> VideoSource:
+    return VideoSource.from_capture(Frames(frames, **kw), live=False, reconnect=False)  # type: ignore[arg-type]
+
+
+def run(est: DepthEstimator, sources: list[VideoSource], **options: object) -> tuple[dict[int, list[int]], object]:
+    seen: dict[int, list[int]] = {}
+    with est.stream(sources, **options) as stream:
+        for index, frame, result in stream:
+            assert result.inverse_depth.shape == frame.shape[:2]
+            seen.setdefault(index, []).append(int(frame[0, 0, 0]))
+        stats = stream.stats
+    return seen, stats
+
+
+def test_every_file_frame_arrives_in_order_and_ready_frames_share_a_batch(tiny_onnx: Path) -> None:
+    with DepthEstimator(tiny_onnx, backend="onnxruntime") as est:
+        sources = [file_source(numbered(20, base=0)), file_source(numbered(20, base=100))]
+        seen, stats = run(est, sources, stabilize=False)
+    assert seen == {0: list(range(20)), 1: list(range(100, 120))}
+    assert stats.frames == 40 and [s.frames for s in stats.sources] == [20, 20]
+    assert all(s.ended_by == "end of stream" for s in stats.sources)
+    assert 1.0 < stats.mean_batch <= 2.0  # both sources' frames went through together at least sometimes
+
+
+def test_batched_results_equal_single_predictions(tiny_onnx: Path) -> None:
+    rng = np.random.default_rng(0)
+    a, b = ([rng.integers(0, 256, (40, 56, 3)).astype(np.uint8) for _ in range(3)] for _ in range(2))
+    with DepthEstimator(tiny_onnx, backend="onnxruntime") as est:
+        with est.stream([file_source(a), file_source(b)], stabilize=False) as stream:
+            got = [(i, f, r) for i, f, r in stream]
+        for _, frame, result in got:
+            np.testing.assert_allclose(result.inverse_depth, est.predict(frame).inverse_depth, atol=1e-5)
+
+
+def test_round_robin_runs_one_frame_per_call(tiny_onnx: Path) -> None:
+    with DepthEstimator(tiny_onnx, backend="onnxruntime") as est:
+        _, stats = run(est, [file_source(numbered(6)), file_source(numbered(6))], batch=False)
+    assert stats.frames == 12 and stats.batches == 12 and stats.mean_batch == 1.0
+
+
+def test_sources_of_different_sizes_are_grouped_by_input_size(tiny_onnx: Path) -> None:
+    with DepthEstimator(tiny_onnx, backend="onnxruntime") as est:
+        sources = [file_source(numbered(5, (40, 56))), file_source(numbered(5, (64, 32)))]
+        seen, stats = run(est, sources)
+    assert [len(seen[0]), len(seen[1])] == [5, 5]
+    assert stats.mean_batch == 1.0  # two input sizes never share a call
+
+
+def test_a_failing_source_is_reported_and_the_others_go_on(tiny_onnx: Path) -> None:
+    with DepthEstimator(tiny_onnx, backend="onnxruntime") as est:
+        sources = [file_source(numbered(3), fail=True), file_source(numbered(30, base=100), delay_s=0.005)]
+        seen, stats = run(est, sources)
+    assert seen[1] == list(range(100, 130))  # the healthy source lost nothing
+    assert stats.sources[0].ended_by.startswith("error") and "cable pulled" in stats.sources[0].ended_by
+    assert stats.sources[1].ended_by == "end of stream"
+
+
+def test_all_sources_failing_raises(tiny_onnx: Path) -> None:
+    with DepthEstimator(tiny_onnx, backend="onnxruntime") as est:
+        sources = [file_source(numbered(2), fail=True), file_source(numbered(2), fail=True)]
+        with pytest.raises(SourceError, match="every source failed.*cable pulled"):
+            run(est, sources)
+
+
+def test_live_and_file_sources_mix_and_close_returns_the_threads(tiny_onnx: Path) -> None:
+    baseline = threading.active_count()
+    with DepthEstimator(tiny_onnx, backend="onnxruntime") as est:
+        live = VideoSource.from_capture(Frames(numbered(10_000), delay_s=0.01), live=True)
+        stream = est.stream([live, file_source(numbered(1000))])
+        got = [i for (i, _, _), _ in zip(stream, range(60), strict=False)]
+        t0 = time.perf_counter()
+        stream.close()
+        assert time.perf_counter() - t0 < 2.0
+    assert set(got) == {0, 1}
+    assert stream.stats.sources[0].ended_by == "closed"
+    deadline = time.monotonic() + 3.0
+    while threading.active_count() > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == baseline
+
+
+def test_cli_streams_several_videos(video_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    video = str(video_dir / "vtest.avi")
+    save = tmp_path / "out.mp4"
+    assert main(["stream", video, video, "--max-frames", "10", "--save", str(save), "--backend", "onnxruntime"]) == 0
+    text = capsys.readouterr().out
+    assert "frames per model call" in text and "[1] " in text
+    assert (tmp_path / "out_0.mp4").stat().st_size > 0 and (tmp_path / "out_1.mp4").stat().st_size > 0
