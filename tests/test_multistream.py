@@ -46,7 +46,9 @@ def file_source(frames: list[np.ndarray], **kw: object) -> VideoSource:
     return VideoSource.from_capture(Frames(frames, **kw), live=False, reconnect=False)  # type: ignore[arg-type]
 
 
-def run(est: DepthEstimator, sources: list[VideoSource], **options: object) -> tuple[dict[int, list[int]], object]:
+def run(
+    est: DepthEstimator, sources: list[VideoSource], **options: object
+) -> tuple[dict[int, list[int]], object]:
     seen: dict[int, list[int]] = {}
     with est.stream(sources, **options) as stream:
         for index, frame, result in stream:
@@ -102,7 +104,7 @@ def test_a_failing_source_is_reported_and_the_others_go_on(tiny_onnx: Path) -> N
 def test_all_sources_failing_raises(tiny_onnx: Path) -> None:
     with DepthEstimator(tiny_onnx, backend="onnxruntime") as est:
         sources = [file_source(numbered(2), fail=True), file_source(numbered(2), fail=True)]
-        with pytest.raises(SourceError, match="every source failed.*cable pulled"):
+        with pytest.raises(SourceError, match=r"every source failed.*cable pulled"):
             run(est, sources)
 
 
@@ -123,10 +125,15 @@ def test_live_and_file_sources_mix_and_close_returns_the_threads(tiny_onnx: Path
     assert threading.active_count() == baseline
 
 
-def test_cli_streams_several_videos(video_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_streams_several_videos(
+    video_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     video = str(video_dir / "vtest.avi")
     save = tmp_path / "out.mp4"
-    assert main(["stream", video, video, "--max-frames", "10", "--save", str(save), "--backend", "onnxruntime"]) == 0
+    assert (
+        main(["stream", video, video, "--max-frames", "10", "--save", str(save), "--backend", "onnxruntime"])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "frames per model call" in text and "[1] " in text
     assert (tmp_path / "out_0.mp4").stat().st_size > 0 and (tmp_path / "out_1.mp4").stat().st_size > 0

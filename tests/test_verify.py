@@ -7,19 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_models import make_tiny_depth_onnx, tiny_spec
 
 from edgedepth.cli import main
 from edgedepth.embedded import default_model_path
 from edgedepth.errors import InputError, SourceError
 from edgedepth.metrics import agreement, agreement_metrics
 from edgedepth.verify import DEFAULT_MAX_ABS_REL, INT8_MAX_ABS_REL, verify
-from tiny_models import make_tiny_depth_onnx, tiny_spec
 
 
 @pytest.fixture(scope="module")
 def tiny_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("verify")
-    return make_tiny_depth_onnx(root / "ref.onnx", seed=0), make_tiny_depth_onnx(root / "garbage.onnx", seed=5)
+    return make_tiny_depth_onnx(root / "ref.onnx", seed=0), make_tiny_depth_onnx(
+        root / "garbage.onnx", seed=5
+    )
 
 
 def test_agreement_is_zero_for_identical_maps_and_grows_with_noise() -> None:
@@ -73,7 +75,7 @@ def test_bad_options_are_refused(tiny_pair: tuple[Path, Path], tmp_path: Path) -
     ref, _ = tiny_pair
     with pytest.raises(InputError, match="--max-abs-rel"):
         verify(ref, reference=ref, max_abs_rel=2.0)
-    with pytest.raises(SourceError, match="missing.mp4"):
+    with pytest.raises(SourceError, match=r"missing\.mp4"):
         verify(ref, reference=ref, frames=tmp_path / "missing.mp4")
 
 
