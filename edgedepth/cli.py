@@ -253,6 +253,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from .serve import DepthServer
+
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if not loopback:
+        print(f"warning: serving on {args.host}: anyone who can reach this machine can watch the camera",
+              file=sys.stderr)  # fmt: skip
+    source: object = int(args.source) if args.source.isdigit() else args.source
+    with _estimator(args) as est:
+        server = DepthServer(est, source, args.host, args.port, cmap=args.cmap, view_fps=args.view_fps,
+                             stabilize=args.stabilize)  # fmt: skip
+        print(f"serving {args.source} on {server.url} (Ctrl-C stops)", flush=True)
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            server.close()
+        s = server.stream.stats
+        print(f"stopped: {s.frames} frames, {s.fps:.1f} FPS, dropped {s.dropped}; backend {est.backend_name}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .backends import available_backends
 
@@ -386,6 +412,20 @@ def build_parser() -> argparse.ArgumentParser:
         _add_model_options(p)
         _add_view_options(p)
         p.set_defaults(func=func)
+
+    p = sub.add_parser(
+        "serve", help="a live web viewer: camera and depth side by side, statistics, snapshots"
+    )
+    p.add_argument(
+        "source", help="camera index, /dev/videoN, file (looped), folder, URL or GStreamer pipeline"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 picks a free one)")
+    p.add_argument("--view-fps", type=float, default=15.0, help="most frames a second sent to each viewer")
+    p.add_argument("--stabilize", action=argparse.BooleanOptionalAction, default=True, help="see stream")
+    _add_model_options(p)
+    p.add_argument("--cmap", default="turbo", help="turbo, inferno, magma, viridis or gray")
+    p.set_defaults(func=cmd_serve)
 
     from .verify import DEFAULT_FRAMES, DEFAULT_MAX_ABS_REL, INT8_MAX_ABS_REL
 

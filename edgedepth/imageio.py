@@ -310,8 +310,35 @@ def _text_chunk(png: bytes, keyword: bytes) -> str | None:
     return None
 
 
+def encode_png16(
+    inverse_depth: np.ndarray, name: str = "depth.png", where: str | None = None
+) -> tuple[bytes, dict[str, Any]]:
+    """A float map as 16-bit PNG bytes spanning 0..65535, with ``value = png_value * scale + offset`` carried
+    inside (a tEXt chunk), and that scale information. ``name`` goes into the info; errors name ``where``
+    (default: ``name``)."""
+    where = where or name
+    values = np.asarray(inverse_depth)
+    if values.ndim == 3 and values.shape[2] == 1:
+        values = values[:, :, 0]
+    if values.ndim != 2 or values.size == 0 or values.dtype.kind not in "fiu":
+        raise InputError(
+            f"save_png16 {where}: expected an HxW numeric map, got {values.dtype} {values.shape}"
+        )
+    lo, hi = float(values.min()), float(values.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise InputError(f"save_png16 {where}: the map contains NaN or inf, which a PNG cannot store")
+    scale = (hi - lo) / PNG16_MAX if hi > lo else 1.0
+    png = np.clip(np.rint((values.astype(np.float64) - lo) / scale), 0, PNG16_MAX).astype(np.uint16)
+    ok, encoded = cv2.imencode(".png", png)
+    if not ok:
+        raise InputError(f"save_png16 {where}: OpenCV could not encode the PNG")
+    info: dict[str, Any] = {"format": "edgedepth.png16", "formula": "value = png_value * scale + offset"}
+    info.update(scale=scale, offset=lo, min=lo, max=hi, png=name)
+    return _with_text_chunk(encoded.tobytes(), PNG16_KEYWORD, json.dumps(info)), info
+
+
 def save_png16(path: str | os.PathLike[str], inverse_depth: np.ndarray) -> dict[str, Any]:
-    """Save a float map as a 16-bit PNG spanning 0..65535, with ``value = png_value * scale + offset``.
+    """Save a float map as a 16-bit PNG (``encode_png16``), written atomically.
 
     The scale and offset travel inside the PNG (a tEXt chunk), so the one atomic file is always complete;
     a sidecar JSON (``depth.png`` -> ``depth.json``) repeats them for tools that cannot read PNG text.
@@ -319,22 +346,8 @@ def save_png16(path: str | os.PathLike[str], inverse_depth: np.ndarray) -> dict[
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise InputError(f"save_png16: {path} must end in '.png'")
-    values = np.asarray(inverse_depth)
-    if values.ndim == 3 and values.shape[2] == 1:
-        values = values[:, :, 0]
-    if values.ndim != 2 or values.size == 0 or values.dtype.kind not in "fiu":
-        raise InputError(f"save_png16 {path}: expected an HxW numeric map, got {values.dtype} {values.shape}")
-    lo, hi = float(values.min()), float(values.max())
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise InputError(f"save_png16 {path}: the map contains NaN or inf, which a PNG cannot store")
-    scale = (hi - lo) / PNG16_MAX if hi > lo else 1.0
-    png = np.clip(np.rint((values.astype(np.float64) - lo) / scale), 0, PNG16_MAX).astype(np.uint16)
-    ok, encoded = cv2.imencode(".png", png)
-    if not ok:
-        raise InputError(f"save_png16 {path}: OpenCV could not encode the PNG")
-    info: dict[str, Any] = {"format": "edgedepth.png16", "formula": "value = png_value * scale + offset"}
-    info.update(scale=scale, offset=lo, min=lo, max=hi, png=path.name)
-    atomic_write_bytes(path, _with_text_chunk(encoded.tobytes(), PNG16_KEYWORD, json.dumps(info)))
+    data, info = encode_png16(inverse_depth, path.name, str(path))
+    atomic_write_bytes(path, data)
     atomic_write_bytes(path.with_suffix(".json"), json.dumps(info, indent=2).encode())
     return info
 
