@@ -26,7 +26,7 @@ import numpy as np
 
 from .capture import ReadStatus, VideoSource
 from .errors import InputError, SourceError
-from .pipeline import POLL_S, median
+from .pipeline import POLL_S, ThreadedStream, median
 from .stabilize import Stabilizer
 from .staging import DepthResult, FrameStager
 
@@ -106,7 +106,7 @@ class _Reader:
         self.wake.set()
 
 
-class MultiStreamPipeline:
+class MultiStreamPipeline(ThreadedStream):
     """Iterator of ``(source_index, frame, DepthResult)`` over several sources; also a context manager.
 
     Made by ``DepthEstimator.stream`` when given a list of sources. ``batch`` runs the ready frames of one
@@ -185,25 +185,13 @@ class MultiStreamPipeline:
                         stabilizer = self._stabilizers[index]
                         if stabilizer is not None:
                             result = stabilizer(staged.bgr, result)
-                        if not self._put((index, staged.bgr, result, captured_s)):
+                        if not self._put(self._results, (index, staged.bgr, result, captured_s)):
                             return
         except BaseException as exc:  # the model failed: every source is affected, the caller hears it
             self._error = exc
-        self._put(None)
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._results.put(item, timeout=POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+        self._put(self._results, None)
 
     # -- the consumer side ------------------------------------------------------------------------------
-    def __iter__(self) -> MultiStreamPipeline:
-        return self
-
     def __next__(self) -> tuple[int, np.ndarray, DepthResult]:
         if self.max_frames is not None and self._frames >= self.max_frames:
             self.close()
@@ -264,12 +252,4 @@ class MultiStreamPipeline:
             if not r.ended_by:
                 r.ended_by = "closed"
             r.source.close()
-        for t in [self._thread, *(r.thread for r in self._readers)]:
-            if t is not threading.current_thread():
-                t.join(timeout=1.0)
-
-    def __enter__(self) -> MultiStreamPipeline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._join([self._thread, *(r.thread for r in self._readers)])

@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -52,7 +52,42 @@ class _End:
         self.error = error
 
 
-class StreamPipeline:
+class ThreadedStream:
+    """What both streams share: a stop flag, bounded queues that give way to it, joining the threads, and
+    the iterator and context-manager protocols around ``__next__`` and ``close``."""
+
+    _stop: threading.Event
+
+    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
+        """Put ``item``, waiting while ``q`` is full; False when the stream stopped first."""
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    @staticmethod
+    def _join(threads: list[threading.Thread]) -> None:
+        for t in threads:
+            if t is not threading.current_thread():
+                t.join(timeout=1.0)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StreamPipeline(ThreadedStream):
     """Iterator of ``(frame, DepthResult)``; also a context manager. ``max_frames`` stops early.
 
     Made by ``DepthEstimator.stream``; ``stager`` is the estimator's (see ``edgedepth.staging``).
@@ -96,15 +131,6 @@ class StreamPipeline:
             t.start()
 
     # -- worker threads ---------------------------------------------------------------------------------
-    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                q.put(item, timeout=POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     def _capture_loop(self) -> None:
         try:
             while not self._stop.is_set():
@@ -145,9 +171,6 @@ class StreamPipeline:
             self._put(self._results, (staged.bgr, result, captured_s))
 
     # -- the consumer side ------------------------------------------------------------------------------
-    def __iter__(self) -> StreamPipeline:
-        return self
-
     def __next__(self) -> tuple[np.ndarray, DepthResult]:
         if self.max_frames is not None and self._frames >= self.max_frames:
             self._ended_by = self._ended_by or "max_frames"
@@ -198,12 +221,4 @@ class StreamPipeline:
         self._ended_by = self._ended_by or "closed"
         self._stop.set()
         self.source.close()
-        for t in self._threads:
-            if t is not threading.current_thread():
-                t.join(timeout=1.0)
-
-    def __enter__(self) -> StreamPipeline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._join(self._threads)
