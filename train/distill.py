@@ -259,12 +259,19 @@ def pseudo_labels(
     spec: str | Path | None = None,
     backend: str = "auto",
     threads: int | None = None,
+    expected_sha256: str | None = None,
 ) -> PseudoLabelCache:
-    """Open (and, where incomplete, build) a teacher's pseudo-label cache for ``images``."""
+    """Open (and, where incomplete, build) a teacher's pseudo-label cache for ``images``. With
+    ``expected_sha256`` (a recipe that pins its teacher) any other teacher file is refused."""
     path = Path(teacher).expanduser()
     if not path.is_file():
         raise DistillError(f"teacher {path} does not exist")
-    labels = PseudoLabelCache(cache, file_sha256(path), images, plan)
+    digest = file_sha256(path)
+    if expected_sha256 and digest != expected_sha256.lower():
+        raise DistillError(
+            f"teacher {path} has sha256 {digest}, but the recipe pins {expected_sha256}: it is another model"
+        )
+    labels = PseudoLabelCache(cache, digest, images, plan)
     if not labels.complete():
         model = Teacher(path, spec=spec, backend=backend, threads=threads)
         try:

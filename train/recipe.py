@@ -49,6 +49,7 @@ class SourceConfig:
     # (crops per image, crop side as a fraction of the image's, label size) and the cache folder
     # (default: derived from the teacher's sha256 and the plan, under ~/.cache/edgedepth/pseudo).
     teacher: str | None = None
+    teacher_sha256: str | None = None  # pins the teacher: a recipe that ships names its teacher by content
     teacher_spec: str | None = None
     assistant: str | None = None
     assistant_spec: str | None = None

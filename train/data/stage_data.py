@@ -52,7 +52,17 @@ def open_pseudo(cfg: SourceConfig, seed: int, threads: int) -> PseudoLabelled:
     assert cfg.teacher is not None
     images = UnlabelledImages(images=cfg.images, videos=cfg.videos, frame_step=cfg.frame_step)
     plan = CropPlan(crops=cfg.crops, scale=cfg.crop_scale, label_size=cfg.label_size, seed=seed)
-    caches = [pseudo_labels(cfg.teacher, images, plan, cfg.cache, cfg.teacher_spec, threads=threads)]
+    caches = [
+        pseudo_labels(
+            cfg.teacher,
+            images,
+            plan,
+            cfg.cache,
+            cfg.teacher_spec,
+            threads=threads,
+            expected_sha256=cfg.teacher_sha256,
+        )
+    ]
     if cfg.assistant is not None:
         caches.append(pseudo_labels(cfg.assistant, images, plan, None, cfg.assistant_spec, threads=threads))
     return PseudoLabelled(caches, cfg.assistant_fraction)

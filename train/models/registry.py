@@ -51,6 +51,20 @@ def efficientdepth_s() -> ModelConfig:
 
 
 @register_model
+def efficientdepth_s_v2() -> ModelConfig:
+    """The v2 student, designed for a 2-core CPU by measured latency (untrained ONNX, 256x256, ONNX Runtime,
+    2 threads: 13.7x the ViT-S/14 reference against v1's 8.4-8.6x): one attention block at 1/32 only,
+    Lite0 without four of its 16 MBConv blocks (7, 10, 13, 14), a narrow decoder predicting at 1/2."""
+    return ModelConfig(
+        name="efficientdepth-s-v2",
+        encoder=HybridEncoderConfig(depths=(0, 1), skip_blocks=(7, 10, 13, 14)),
+        decoder=DecoderConfig(widths=(32, 48, 64, 96), head_width=24, predict_stride=2),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+    )
+
+
+@register_model
 def efficientdepth_l() -> ModelConfig:
     """The teacher: EfficientNet-Lite2 (ImageNet statistics frozen) + attention, a wider decoder."""
     return ModelConfig(
