@@ -91,7 +91,6 @@ class Latest:
     _encode_lock: threading.Lock = field(default_factory=threading.Lock)
     _item: Published | None = None
     _range: ValueRange = field(default_factory=ValueRange)
-    _last_encoded_s: float = 0.0
     closed: bool = False
 
     def publish(self, frame: np.ndarray, result: DepthResult) -> None:
@@ -176,7 +175,11 @@ class DepthServer:
                 raise InputError(f"port {port} on {host} is in use; choose another with --port") from None
             raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         stream_options.setdefault("loop", True)
-        self.stream: StreamPipeline = estimator.stream(source, **stream_options)
+        try:
+            self.stream: StreamPipeline = estimator.stream(source, **stream_options)
+        except BaseException:
+            self.httpd.server_close()
+            raise
         self._threads = [
             threading.Thread(target=self._publish_loop, name="edgedepth-serve-infer", daemon=True),
             threading.Thread(
