@@ -48,6 +48,10 @@ def add_gate_arguments(p: argparse.ArgumentParser) -> None:
         default=0.02,
         help="allowed rise of the skill against the ground-plane prior, with --val-rgbd (default 0.02)",
     )
+    g.add_argument(
+        "--val-skill-rgbd",
+        help="judge the skill on this RGB-D folder instead of --val-rgbd's (e.g. a larger multi-group set)",
+    )
     g.add_argument("--long-side", type=int, help="input long side for dynamic models (default: the spec's)")
     g.add_argument(
         "--gate-backend",
@@ -61,6 +65,7 @@ def add_gate_arguments(p: argparse.ArgumentParser) -> None:
 def gate_config(args: argparse.Namespace) -> GateConfig:
     return GateConfig(
         rgbd=args.val_rgbd,
+        skill_rgbd=args.val_skill_rgbd,
         images=tuple(args.val_images),
         max_drop=args.max_drop,
         max_delta1_drop=args.max_delta1_drop,

@@ -48,9 +48,12 @@ class GateConfig:
     skill against the ground-plane prior (ground truth only). With ground truth, AbsRel and delta1 are macro
     averages over the frames' groups (``meta.json``'s ``group``), as ``edgedepth-train eval`` reports them.
     ``long_side``: the input's longer side for dynamic-shape models (None: the estimator's default, the spec's).
+    ``skill_rgbd``: a second RGB-D folder on which the skill is judged instead of ``rgbd``'s (for example
+    AbsRel on a small validation set and the skill on a larger multi-group one).
     """
 
     rgbd: str | None = None
+    skill_rgbd: str | None = None
     images: tuple[str, ...] = ()
     max_drop: float = 0.01
     max_delta1_drop: float = 0.01
@@ -110,23 +113,38 @@ def _estimator(path: Path, config: GateConfig) -> DepthEstimator:
     return DepthEstimator(path, backend=config.backend, long_side=config.long_side)
 
 
+GroupRow = tuple[str, DepthMetrics, DepthMetrics, DepthMetrics]  # group, reference, candidate, prior
+
+
+def _ground_truth_rows(
+    folder: str, ref_est: DepthEstimator, cand_est: DepthEstimator, frames: list[dict[str, Any]]
+) -> list[GroupRow]:
+    """(group, reference, candidate, ground-plane prior) metrics per frame of an RGB-D folder; each frame's
+    numbers are also appended to ``frames``."""
+    rows = []
+    for frame in iter_rgbd(folder):
+        r = depth_metrics(ref_est.predict(frame.bgr).inverse_depth, frame.depth_m)
+        c = depth_metrics(cand_est.predict(frame.bgr).inverse_depth, frame.depth_m)
+        prior = depth_metrics(ground_plane_prior(*frame.depth_m.shape), frame.depth_m)
+        rows.append((str(frame.meta.get("group", Path(folder).name)), r, c, prior))
+        frames.append({"name": frame.name, "reference": r.as_dict(), "candidate": c.as_dict()})
+    return rows
+
+
 def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> GateReport:
     """Run both models on the gate's data and decide; never raises on a fail (see :func:`check`)."""
     frames: list[dict[str, Any]] = []
     ref_rows: list[DepthMetrics] = []
     cand_rows: list[DepthMetrics] = []
-    grouped: list[
-        tuple[str, DepthMetrics, DepthMetrics, DepthMetrics]
-    ] = []  # group, reference, candidate, prior
+    grouped: list[GroupRow] = []
+    skill_rows: list[GroupRow] = []
     with _estimator(Path(reference), config) as ref_est, _estimator(Path(candidate), config) as cand_est:
         if config.rgbd is not None:
             mode, dataset = "ground_truth", config.rgbd
-            for frame in iter_rgbd(config.rgbd):
-                r = depth_metrics(ref_est.predict(frame.bgr).inverse_depth, frame.depth_m)
-                c = depth_metrics(cand_est.predict(frame.bgr).inverse_depth, frame.depth_m)
-                prior = depth_metrics(ground_plane_prior(*frame.depth_m.shape), frame.depth_m)
-                grouped.append((str(frame.meta.get("group", Path(config.rgbd).name)), r, c, prior))
-                frames.append({"name": frame.name, "reference": r.as_dict(), "candidate": c.as_dict()})
+            grouped = _ground_truth_rows(config.rgbd, ref_est, cand_est, frames)
+            skill_rows = grouped
+            if config.skill_rgbd is not None:
+                skill_rows = _ground_truth_rows(config.skill_rgbd, ref_est, cand_est, [])
         else:
             if not config.images:
                 raise InputError("the accuracy gate needs a validation RGB-D folder (rgbd) or images")
@@ -143,10 +161,10 @@ def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> Ga
     reasons = []
     ref_skill = cand_skill = d_skill = None
     if grouped:
-        ref_report = group_report((g, r, p) for g, r, _, p in grouped)
-        cand_report = group_report((g, c, p) for g, _, c, p in grouped)
-        ref, cand = ref_report.macro, cand_report.macro
-        ref_skill, cand_skill = ref_report.skill, cand_report.skill
+        ref = group_report((g, r, p) for g, r, _, p in grouped).macro
+        cand = group_report((g, c, p) for g, _, c, p in grouped).macro
+        ref_skill = group_report((g, r, p) for g, r, _, p in skill_rows).skill
+        cand_skill = group_report((g, c, p) for g, _, c, p in skill_rows).skill
         d_skill = cand_skill - ref_skill
         if not np.isfinite(d_skill) or d_skill > config.max_skill_drop:
             reasons.append(
@@ -183,6 +201,7 @@ def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> Ga
         frames=frames,
         delta_skill=d_skill,
         max_skill_drop=config.max_skill_drop if grouped else None,
+        details={"skill_dataset": config.skill_rgbd or config.rgbd} if grouped else {},
     )
 
 

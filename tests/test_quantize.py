@@ -30,6 +30,7 @@ from edgedepth_quantize import (
 from edgedepth_quantize.calibration import CalibrationData, evenly_spaced, plan_calibration, resolve_sources
 from edgedepth_quantize.cli import EXIT_GATE_FAILED, main
 from edgedepth_quantize.errors import AccuracyGateError, CalibrationError
+from edgedepth_quantize.gate import evaluate
 from edgedepth_quantize.graph import head_scope
 from edgedepth_train.export import export_onnx
 from edgedepth_train.models.registry import build_model
@@ -211,6 +212,26 @@ def test_gate_checks_the_skill_against_the_prior(
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert report["reference"]["skill"] > 0 and report["candidate"]["skill"] > 0
     assert report["delta_skill"] == pytest.approx(report["candidate"]["skill"] - report["reference"]["skill"])
+
+
+def test_gate_judges_the_skill_on_its_own_folder(
+    fp32_model: Path, data: dict[str, Path], tmp_path: Path
+) -> None:
+    """``skill_rgbd``: AbsRel from ``rgbd``, the skill from the other folder (as rgbd and rgbd_real for v2)."""
+    other = tmp_path / "other"
+    rng = np.random.default_rng(7)
+    for i in range(3):
+        frame = other / f"g{i % 2}_{i}"
+        frame.mkdir(parents=True)
+        bgr, depth = scene(rng)
+        cv2.imwrite(str(frame / "rgb.png"), bgr)
+        np.save(frame / "depth.npy", depth)
+    both = evaluate(fp32_model, fp32_model, GateConfig(rgbd=str(data["rgbd"]), skill_rgbd=str(other)))
+    only_main = evaluate(fp32_model, fp32_model, GateConfig(rgbd=str(data["rgbd"])))
+    only_other = evaluate(fp32_model, fp32_model, GateConfig(rgbd=str(other)))
+    assert both.reference["abs_rel"] == only_main.reference["abs_rel"]
+    assert both.reference["skill"] == only_other.reference["skill"] != only_main.reference["skill"]
+    assert both.details["skill_dataset"] == str(other) and both.passed
 
 
 def test_agreement_gate_without_ground_truth(fp32_model: Path, data: dict[str, Path], tmp_path: Path) -> None:
