@@ -101,6 +101,31 @@ def test_a_failing_source_is_reported_and_the_others_go_on(tiny_onnx: Path) -> N
     assert stats.sources[1].ended_by == "end of stream"
 
 
+def test_a_live_source_that_drops_reconnects_while_the_other_keeps_delivering(tiny_onnx: Path) -> None:
+    opened = []
+
+    def camera() -> Frames:  # first connection: 5 frames then the cable is pulled; the next one stays up
+        opened.append(1)
+        base = 0 if len(opened) == 1 else 200
+        return Frames(numbered(5 if base == 0 else 10_000, base=base), fail=base == 0, delay_s=0.01)
+
+    live = VideoSource.from_capture(camera, live=True, backoff_s=(0.3, 0.3))
+    order: list[tuple[int, int]] = []
+    with DepthEstimator(tiny_onnx, backend="onnxruntime") as est:
+        stream = est.stream([live, file_source(numbered(10_000, base=100), delay_s=0.005)], stabilize=False)
+        for index, frame, _ in stream:
+            order.append((index, int(frame[0, 0, 0])))
+            if index == 0 and frame[0, 0, 0] >= 200 and sum(i == 0 for i, _ in order) > 10:
+                break
+        stream.close()
+    assert len(opened) >= 2  # it reconnected
+    before = max(
+        k for k, (i, v) in enumerate(order) if i == 0 and v < 200
+    )  # the last frame before the outage
+    after = min(k for k, (i, v) in enumerate(order) if i == 0 and v >= 200)  # the first after it
+    assert sum(i == 1 for i, _ in order[before:after]) > 5  # the other source went on during the outage
+
+
 def test_all_sources_failing_raises(tiny_onnx: Path) -> None:
     with DepthEstimator(tiny_onnx, backend="onnxruntime") as est:
         sources = [file_source(numbered(2), fail=True), file_source(numbered(2), fail=True)]
