@@ -7,6 +7,7 @@
     python -m benchmarks flicker VIDEO ...                # video depth flicker with and without the stabiliser
     python -m benchmarks multistream VIDEO --copies 2 4   # several cameras: batched against round-robin
     python -m benchmarks serve VIDEO --clients 3          # the web viewer: inference FPS with and without clients
+    python -m benchmarks figures                          # the README demo frame from the embedded model
     python -m benchmarks --only stream --video ../shared/data/video/vtest.avi   # stream FPS vs model-only
     edgedepth benchmark ...                               # the same options
 
@@ -42,7 +43,13 @@ from .config import (
 )
 from .reference import VIT_S14, ViTConfig
 
-SUBCOMMANDS = ("soak", "flicker", "multistream", "serve")  # modules of this package with their own main()
+SUBCOMMANDS = (
+    "soak",
+    "flicker",
+    "multistream",
+    "serve",
+    "figures",
+)  # modules of this package with their own main()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

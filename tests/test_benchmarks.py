@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -401,3 +402,10 @@ def test_flicker_compares_raw_and_stabilised_depth(tmp_path: Path) -> None:
     (row,) = json.loads(out.read_text())
     assert row["frames"] == 12 and 0 < row["static_fraction"] <= 1
     assert row["flicker_as_shown"]["raw"] > 0 and row["stabiliser_ms_median"] > 0
+
+
+def test_figures_regenerates_the_demo_frame(tmp_path: Path) -> None:
+    assert cli.main(["figures", "--out", str(tmp_path)]) == 0
+    image = cv2.imread(str(tmp_path / "demo_frame.jpg"))
+    assert image.shape == (240, 640, 3)
+    assert image[:, 320:].std() > 10  # the depth half is not blank
