@@ -129,6 +129,7 @@ class TimedRunner:
     warmup: int
     timer: Timer = field(default_factory=PerfCounterTimer)
     samples_ms: list[float] = field(default_factory=list)
+    block_p50_ms: list[float] = field(default_factory=list)  # one per round
     warmup_ms: list[float] = field(default_factory=list)
     rewarm: bool = True
     rss_growth_mb: float | None = None  # RSS change over this runner's blocks after the first round
@@ -142,8 +143,9 @@ class TimedRunner:
         if self.rewarm:
             self.call()
         before = rss_mb()
-        for _ in range(self.runs):
-            self.samples_ms.append(self.timer.time_call(self.call))
+        block = [self.timer.time_call(self.call) for _ in range(self.runs)]
+        self.samples_ms += block
+        self.block_p50_ms.append(float(np.median(block)))
         if count_growth:
             self.rss_growth_mb = (self.rss_growth_mb or 0.0) + rss_mb() - before
 
@@ -165,6 +167,12 @@ def run_interleaved(
 def expected_calls(runner_runs: int, warmup: int, rounds: int, rewarm: bool = True) -> int:
     """How many calls one runner makes in ``run_interleaved`` (for estimating a run's duration)."""
     return max(1, warmup) + rounds * (runner_runs + (1 if rewarm else 0))
+
+
+def paired_ratios(reference: TimedRunner, ours: TimedRunner) -> list[float]:
+    """Per round, the reference's median over ours: pairs measured within seconds of each other, so a slow
+    spell of the machine (they last tens of seconds on shared hosts) moves both sides of a ratio alike."""
+    return [r / o for r, o in zip(reference.block_p50_ms, ours.block_p50_ms, strict=True) if o > 0]
 
 
 GOAL_RATIO = 12.0
@@ -293,8 +301,9 @@ def measure_backend(
                 ref_stats["precision"] = "fp32"
             for (o, base), runner in zip(members, runners, strict=False):
                 row = base | model_stats(o, runner, hw, batch, peak_gflops) | {"reference": ref_stats}
-                ratio = ref_stats["latency_ms"]["p50"] / row["latency_ms"]["p50"] if ref_stats else None
-                row |= {"speed_ratio": ratio, "goal_ratio": GOAL_RATIO}
+                per_round = paired_ratios(runners[-1], runner) if ref_stats else []
+                ratio = float(np.median(per_round)) if per_round else None
+                row |= {"speed_ratio": ratio, "speed_ratio_rounds": per_round, "goal_ratio": GOAL_RATIO}
                 row["goal_met"] = ratio >= GOAL_RATIO if ratio is not None else None
                 cell_rows.append(row)
             rows += cell_rows

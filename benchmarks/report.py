@@ -148,6 +148,9 @@ def latency_table(rows: list[dict[str, Any]]) -> list[str]:
         share = f" ({row['fraction_of_peak']:.0%})" if row.get("fraction_of_peak") else ""
         ref_text = f"{ref['latency_ms']['p50']:.1f} ({_hw(ref['input_hw'])})" if ref else "–"
         ratio = f"{row['speed_ratio']:.1f}×" if row.get("speed_ratio") else "–"
+        rounds = row.get("speed_ratio_rounds") or []
+        if len(rounds) > 1:
+            ratio += f" ({min(rounds):.1f}-{max(rounds):.1f})"
         lines.append(
             head
             + f"| {lat['p50']:.2f} | {lat['p90']:.2f} | {lat['p99']:.2f} | {lat['mean']:.2f} ± {lat['std']:.2f} "
@@ -209,7 +212,8 @@ def markdown(document: dict[str, Any]) -> str:
             *latency_table(document["latency"]),
             "",
             f"Latency over {s['rounds']} interleaved round(s) of {s['runs']} runs (reference: {s['ref_runs']}); "
-            "FPS = batch / p50. Reference: "
+            "FPS = batch / p50. × reference: the median over rounds of the reference's p50 over ours in the "
+            "same round (range in brackets), so a slow spell of the machine moves both alike. Reference: "
             f"{ref['architecture']}, {ref['parameters'] / 1e6:.1f} M parameters, FP32, input rounded to a multiple "
             f"of {ref['config']['patch']}. Goal: {ref['goal']}. Peak RSS: a fresh process holding only that model.",
         ]
