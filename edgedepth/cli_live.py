@@ -1,0 +1,222 @@
+"""The live ``edgedepth`` commands: ``stream`` (one source, or several in one batch), ``demo`` and ``serve``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .cli_options import add_model_options, add_view_options, estimator_from, positive_int
+from .clouds import add_cloud_options, check_cloud_options, write_cloud
+from .embedded import DEMO_CLIP
+from .errors import InputError
+
+
+def source_arg(text: str) -> object:
+    """A camera index as an int (``0``), anything else as given."""
+    return int(text) if text.isdigit() else text
+
+
+def run_stream(args: argparse.Namespace, source: object, save: str | None, show: bool) -> int:
+    """Shared by ``stream`` and ``demo``: run, show and/or save side by side, report progress and FPS."""
+    from .capture import WINDOW, SourceState, StatusEvent, VideoOutput
+
+    targets = [*([save] if save else []), *([WINDOW] if show else [])]
+    check_cloud_options(args, bool(args.ply_every))
+    clouds = Path(args.ply_dir)
+    if args.ply_every:
+        clouds.mkdir(parents=True, exist_ok=True)
+    progress = Progress()
+
+    def report(event: StatusEvent) -> None:  # from the capture thread: a stall, an outage, a recovery
+        if event.state not in (SourceState.RUNNING, SourceState.ENDED, SourceState.CLOSED):
+            progress.end(f"source {event.state.value}: {event.detail}")
+
+    stream = {"max_frames": args.max_frames, "on_status": report, "stabilize": args.stabilize}
+    with estimator_from(args) as est, est.stream(source, **stream) as frames:
+        fps = frames.source.fps_hint
+        outputs = [VideoOutput(t, fps=fps, cmap=args.cmap, invert=args.invert) for t in targets]
+        try:
+            for i, (frame, result) in enumerate(frames):
+                if not all([out.render(frame, result) for out in outputs]):
+                    break
+                if args.ply_every and i % args.ply_every == 0:
+                    write_cloud(args, result, frame, clouds / f"cloud_{i:06d}.ply")
+                s = frames.stats
+                progress.update(f"{s.frames} frames  {s.fps:5.1f} FPS  infer {s.infer_ms_median:5.1f} ms  "
+                                f"latency {s.latency_ms_median:6.1f} ms  dropped {s.dropped}")  # fmt: skip
+        except KeyboardInterrupt:
+            progress.end("interrupted")
+        finally:
+            for out in outputs:
+                out.close()
+        s = frames.stats
+    progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: stream {s.fps:.1f} FPS, model-only "
+                 f"{1e3 / s.infer_ms_median:.1f} FPS (median infer {s.infer_ms_median:.1f} ms), "
+                 f"median latency {s.latency_ms_median:.1f} ms, dropped {s.dropped}, timeouts {s.timeouts}"
+                 f"; backend {est.backend_name}")  # fmt: skip
+    if save:
+        print(f"saved {save}")
+    return 0
+
+
+class Progress:
+    """One status line: rewritten in place (carriage return) on a terminal, printed as a plain line every
+    ``every_s`` seconds when the output is a log file or a pipe."""
+
+    def __init__(self, every_s: float = 1.0, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.every_s = every_s
+        self._last = time.perf_counter()
+        self._open = False  # a carriage-return line is showing
+
+    def update(self, text: str) -> None:
+        if time.perf_counter() - self._last < self.every_s:
+            return
+        self._last = time.perf_counter()
+        if self.tty:
+            print(f"\r{text}", end="", flush=True, file=self.stream)
+            self._open = True
+        else:
+            print(text, flush=True, file=self.stream)
+
+    def end(self, text: str) -> None:
+        if self._open:
+            print(file=self.stream)
+            self._open = False
+        print(text, flush=True, file=self.stream)
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    sources = [source_arg(s) for s in args.source]
+    if len(sources) > 1:
+        return run_multi_stream(args, sources)
+    return run_stream(args, sources[0], args.save, args.show)
+
+
+def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
+    """Several sources in one batch per tick: one output file (NAME_i.mp4) or window per source."""
+    from .capture import WINDOW, VideoOutput
+
+    if args.ply_every:
+        raise InputError("--ply-every takes one source; run one stream per camera for point clouds")
+    progress = Progress()
+    with estimator_from(args) as est, est.stream(sources, max_frames=args.max_frames, stabilize=args.stabilize,
+                                             batch=args.batch) as frames:  # fmt: skip
+        outputs: list[list[VideoOutput]] = []
+        for i, src in enumerate(frames.sources):
+            targets = []
+            if args.save:
+                save = Path(args.save)
+                targets.append(VideoOutput(save.with_name(f"{save.stem}_{i}{save.suffix}"), fps=src.fps_hint,
+                                           cmap=args.cmap, invert=args.invert))  # fmt: skip
+            if args.show:
+                targets.append(
+                    VideoOutput(WINDOW, cmap=args.cmap, invert=args.invert, title=f"edgedepth {i}")
+                )
+            outputs.append(targets)
+        try:
+            for index, frame, result in frames:
+                if not all([out.render(frame, result) for out in outputs[index]]):
+                    break
+                s = frames.stats
+                per = "  ".join(f"[{x.index}] {x.fps:4.1f}" for x in s.sources)
+                progress.update(f"{s.frames} frames  {s.fps:5.1f} FPS total  {per}  batch {s.mean_batch:.1f}")
+        except KeyboardInterrupt:
+            progress.end("interrupted")
+        finally:
+            for out in (o for targets in outputs for o in targets):
+                out.close()
+        s = frames.stats
+    progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: {s.fps:.1f} FPS total, {s.mean_batch:.2f} frames "
+                 f"per model call; backend {est.backend_name}")  # fmt: skip
+    for x in s.sources:
+        print(f"  [{x.index}] {x.uri}: {x.frames} frames, {x.fps:.1f} FPS, dropped {x.dropped}, {x.ended_by}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_stream(args, str(DEMO_CLIP), args.save, args.show)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from .serve import DepthServer
+
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if not loopback:
+        print(f"warning: serving on {args.host}: anyone who can reach this machine can watch the camera",
+              file=sys.stderr)  # fmt: skip
+    source = source_arg(args.source)
+    with estimator_from(args) as est:
+        server = DepthServer(est, source, args.host, args.port, cmap=args.cmap, view_fps=args.view_fps,
+                             stabilize=args.stabilize)  # fmt: skip
+        print(f"serving {args.source} on {server.url} (Ctrl-C stops)", flush=True)
+        try:
+            server.run()
+        except KeyboardInterrupt:
+            server.close()
+        s = server.stream.stats
+        print(f"stopped: {s.frames} frames, {s.fps:.1f} FPS, dropped {s.dropped}; backend {est.backend_name}")
+    return 0
+
+
+def add_live_commands(sub: argparse._SubParsersAction) -> None:
+    for name, func, help_text in (("stream", cmd_stream, "depth for a camera, video, folder or URL"),
+                                  ("demo", cmd_demo, "the embedded model on the embedded clip")):  # fmt: skip
+        p = sub.add_parser(name, help=help_text)
+        if name == "stream":
+            p.add_argument(
+                "source",
+                nargs="+",
+                help="camera index, /dev/videoN, file, folder, glob, URL or GStreamer pipeline; several "
+                "run as one batch per tick (live and file sources may be mixed)",
+            )
+            p.add_argument(
+                "--batch",
+                action=argparse.BooleanOptionalAction,
+                default=True,
+                help="with several sources: one model call for the ready frames (default), or one each",
+            )
+        p.add_argument("--show", action="store_true", help="show a window (needs a display)")
+        p.add_argument(
+            "--save", default="demo_depth.mp4" if name == "demo" else None, help="side-by-side .mp4/.avi"
+        )
+        p.add_argument(
+            "--max-frames", type=positive_int, help="stop after this many frames (default: all of them)"
+        )
+        p.add_argument(
+            "--stabilize",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="align each frame's depth to the previous one, against flicker (default: on)",
+        )
+        p.add_argument("--ply-every", type=positive_int, help="write a metric point cloud every N frames")
+        p.add_argument(
+            "--ply-dir", default="clouds", help="folder for the --ply-every clouds (default: clouds)"
+        )
+        add_cloud_options(p)
+        add_model_options(p)
+        add_view_options(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser(
+        "serve", help="a live web viewer: camera and depth side by side, statistics, snapshots"
+    )
+    p.add_argument(
+        "source", help="camera index, /dev/videoN, file (looped), folder, URL or GStreamer pipeline"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 picks a free one)")
+    p.add_argument("--view-fps", type=float, default=15.0, help="most frames a second sent to each viewer")
+    p.add_argument("--stabilize", action=argparse.BooleanOptionalAction, default=True, help="see stream")
+    add_model_options(p)
+    p.add_argument("--cmap", default="turbo", help="turbo, inferno, magma, viridis or gray")
+    p.set_defaults(func=cmd_serve)
