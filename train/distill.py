@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -228,7 +229,10 @@ class PseudoLabelCache:
     def build(self, teacher: Teacher, progress: bool = True) -> int:
         """Label every image not yet in the cache; returns how many were labelled now."""
         todo = self.missing()
-        for i in tqdm(todo, desc=f"pseudo-labels {teacher.path.name}", disable=not progress or not todo):
+        if todo and progress and not sys.stderr.isatty():  # a log gets one plain line, not a bar's redraws
+            log.info("pseudo-labelling %d images with %s", len(todo), teacher.path.name)
+        bar_off = not progress or not todo or not sys.stderr.isatty()
+        for i in tqdm(todo, desc=f"pseudo-labels {teacher.path.name}", disable=bar_off):
             try:
                 bgr = self.images._load(i)["bgr"]
             except DataError as exc:

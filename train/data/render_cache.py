@@ -22,6 +22,7 @@ import logging
 import math
 import multiprocessing as mp
 import os
+import sys
 import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -182,7 +183,8 @@ def render_cache(
     ]
     manifest["frames_requested"] = max(frames, int(manifest.get("frames_requested", 0)))
     done_frames = sum(s["frames"] for n, s in manifest["shards"].items() if int(n[6:11]) < n_shards)
-    bar = tqdm(total=n_shards * key.shard_frames, initial=done_frames, unit="frame", disable=not progress,
+    bar = tqdm(total=n_shards * key.shard_frames, initial=done_frames, unit="frame",
+               disable=not progress or not sys.stderr.isatty(),  # a log gets a plain line per shard
                desc=f"render {key.scenes}", dynamic_ncols=True)  # fmt: skip
     ctx = mp.get_context("spawn")  # a GL context and OpenCV's thread pool must not be inherited by fork
     workers = max(1, workers)
@@ -194,6 +196,11 @@ def render_cache(
             manifest["skipped_models"] = sorted(set(manifest.get("skipped_models", [])) | set(skipped))
             _write_manifest(root, manifest)
             bar.update(count)
+            if progress and bar.disable:
+                print(
+                    f"render {key.scenes}: {name} done, {len(manifest['shards'])} of {n_shards} shards",
+                    flush=True,
+                )
     bar.close()
     _write_manifest(root, manifest)
     return manifest
