@@ -336,3 +336,42 @@ def test_distill_command_runs_a_shipped_style_recipe(tmp_path: Path, frames: Pat
     bad = train_main(["distill", "--teacher", str(tmp_path / "none.onnx"), "--images", str(frames),
                       "--recipe", str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "x")])  # fmt: skip
     assert bad == 2
+
+
+FORK_AFTER_LABELLING = r"""
+import sys, time
+import torch
+from torch.utils.data import DataLoader, Dataset
+from edgedepth_train.data.unlabelled import UnlabelledImages
+from edgedepth_train.distill import CropPlan, pseudo_labels
+
+teacher, videos, cache = sys.argv[1:4]
+images = UnlabelledImages(videos=videos, frame_step=40)
+pseudo_labels(teacher, images, CropPlan(crops=1, label_size=(24, 32)), cache=cache)
+
+class Frames(Dataset):
+    def __len__(self):
+        return 6
+    def __getitem__(self, i):
+        return torch.tensor(images._load(i)["bgr"].shape)
+
+for _ in DataLoader(Frames(), batch_size=2, num_workers=2, timeout=60):
+    pass
+print("workers read frames")
+"""
+
+
+def test_data_workers_read_videos_after_labelling_them(video_dir: Path, tmp_path: Path) -> None:
+    """Labelling decodes the videos in this process; workers forked while a capture's decoder threads ran
+    hung at their first VideoCapture. In its own interpreter, as the loader test in test_trainer.py."""
+    import subprocess
+    import sys
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "box.mp4").symlink_to(video_dir / "box.mp4")  # H.264: FFmpeg decodes it with threads
+    teacher = make_tiny_depth_onnx(tmp_path / "t.onnx")
+    cmd = [sys.executable, "-c", FORK_AFTER_LABELLING, str(teacher), str(videos), str(tmp_path / "cache")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "workers read frames" in out.stdout

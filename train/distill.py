@@ -232,16 +232,19 @@ class PseudoLabelCache:
         if todo and progress and not sys.stderr.isatty():  # a log gets one plain line, not a bar's redraws
             log.info("pseudo-labelling %d images with %s", len(todo), teacher.path.name)
         bar_off = not progress or not todo or not sys.stderr.isatty()
-        for i in tqdm(todo, desc=f"pseudo-labels {teacher.path.name}", disable=bar_off):
-            try:
-                bgr = self.images._load(i)["bgr"]
-            except DataError as exc:
-                log.warning("skipping unreadable image %s: %s", self.images._describe(i), exc)
-                atomic_write_bytes(self._file(i, ".bad"), str(exc).encode())
-                continue
-            views = label_views(teacher, bgr, self.plan.boxes(i, bgr.shape[:2]), self.plan.label_size)
-            with atomic_open(self._file(i)) as fh:
-                np.savez(fh, **views)
+        try:
+            for i in tqdm(todo, desc=f"pseudo-labels {teacher.path.name}", disable=bar_off):
+                try:
+                    bgr = self.images._load(i)["bgr"]
+                except DataError as exc:
+                    log.warning("skipping unreadable image %s: %s", self.images._describe(i), exc)
+                    atomic_write_bytes(self._file(i, ".bad"), str(exc).encode())
+                    continue
+                views = label_views(teacher, bgr, self.plan.boxes(i, bgr.shape[:2]), self.plan.label_size)
+                with atomic_open(self._file(i)) as fh:
+                    np.savez(fh, **views)
+        finally:
+            self.images.close()  # training forks its data workers next: no decoder threads may be running
         return len(todo)
 
     def complete(self) -> bool:

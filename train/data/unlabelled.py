@@ -113,6 +113,13 @@ class UnlabelledImages(SkippingDataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def close(self) -> None:
+        """Release the open video capture. Call it before forking workers: a process forked while FFmpeg's
+        decoder threads run inherits their locks, and its first VideoCapture then hangs."""
+        if self._cap is not None and self._cap[0] == os.getpid():
+            self._cap[2].release()
+        self._cap = None
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_cap"] = None  # an open VideoCapture cannot be pickled (DataLoader workers with spawn)
