@@ -16,6 +16,7 @@ from typing import Any
 
 import cv2
 
+from edgedepth.capture.kinds import capture  # opens quietly: FFmpeg's decoder warnings off
 from edgedepth.errors import DataError
 
 from .rgbd import Sample, SkippingDataset
@@ -55,7 +56,7 @@ def find_files(roots: list[Path], suffixes: frozenset[str], kind: str) -> list[P
 
 def count_frames(video: Path) -> int:
     """The number of frames that actually decode (grabbing each one); 0 when the file cannot be opened."""
-    cap = cv2.VideoCapture(str(video))
+    cap = capture(str(video), cv2.CAP_ANY)
     try:
         if not cap.isOpened():
             return 0
@@ -146,7 +147,7 @@ class UnlabelledImages(SkippingDataset):
                 self._cap[2].release()
             self._cap = None  # a capture inherited through fork is never touched
         if self._cap is None:
-            cap = cv2.VideoCapture(str(video))
+            cap = capture(str(video), cv2.CAP_ANY)
             if not cap.isOpened():
                 raise DataError(f"{video}: cannot be opened")
             self._cap = (pid, video, cap, 0)
