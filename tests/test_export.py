@@ -48,14 +48,15 @@ def test_outputs_and_opset(dynamic_onnx: Path) -> None:
 
 def test_spec_round_trip(dynamic_onnx: Path) -> None:
     spec = read_onnx_spec(dynamic_onnx)
-    assert spec.name == "efficientdepth-s"
+    assert spec.name == "efficientdepth-s" and spec.version == "0"
     assert spec.input_size == (64, 96) and spec.dynamic_shape and spec.size_multiple == 32
     assert spec.mean == (0.5, 0.5, 0.5) and spec.provenance["recipe_sha256"] == "abc"
 
 
 def test_static_export(model: torch.nn.Module, tmp_path: Path) -> None:
     path = tmp_path / "static.onnx"
-    export_onnx(model, path, (64, 64), dynamic=False)
+    export_onnx(model, path, (64, 64), dynamic=False, name="efficientdepth-s-renamed", version="2")
+    assert (read_onnx_spec(path).name, read_onnx_spec(path).version) == ("efficientdepth-s-renamed", "2")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert sess.get_inputs()[0].shape == [1, 3, 64, 64]
     assert verify_parity(model, path, [(64, 64)]).max_rel_error < 1e-4

@@ -185,6 +185,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     model = load_trained(args.checkpoint, args.model)
     state = load_checkpoint(args.checkpoint)["progress"]
     provenance = {
+        "architecture": model.cfg.name,
         "checkpoint": Path(args.checkpoint).name,
         "recipe_sha256": str(state.get("recipe_sha256", "")),
         "training": args.training_note,
@@ -192,7 +193,9 @@ def cmd_export(args: argparse.Namespace) -> None:
         **dict(kv.split("=", 1) for kv in args.provenance),
     }
     size = (args.size[0], args.size[1]) if args.size else model.cfg.input_size
-    spec = export_onnx(model, args.out, size, dynamic=not args.static, provenance=provenance)
+    spec = export_onnx(
+        model, args.out, size, dynamic=not args.static, provenance=provenance, name=args.name, version=args.version
+    )
     sizes = [size] if args.static else [size, (192, 320), (480, 640)]
     parity = verify_parity(model, args.out, sizes)
     print(
@@ -278,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="input size (default: the model's)")
     p.add_argument("--static", action="store_true", help="fixed input size instead of dynamic axes")
+    p.add_argument("--name", help="the name in the model's spec (default: the architecture's registry name)")
+    p.add_argument("--version", default="0", help="the model version in its spec")
     p.add_argument("--training-note", default="")
     p.add_argument(
         "--provenance", nargs="*", default=[], metavar="KEY=VALUE", help="extra provenance entries"

@@ -28,12 +28,16 @@ def model_spec(
     input_size: tuple[int, int] | None = None,
     dynamic: bool = True,
     provenance: dict[str, str] | None = None,
+    name: str | None = None,
+    version: str = "0",
 ) -> ModelSpec:
     """The spec the runtime reads back: everything derives from the model's config (``input_size`` too,
-    unless given)."""
+    unless given). ``name`` ships an architecture under another name (efficientdepth-s-v2 as the released
+    efficientdepth-s, ``version`` 2)."""
     cfg = model.cfg
     return ModelSpec(
-        name=cfg.name,
+        name=name or cfg.name,
+        version=version,
         input_size=input_size or cfg.input_size,
         size_multiple=cfg.size_multiple,
         dynamic_shape=dynamic,
@@ -58,11 +62,13 @@ def export_onnx(
     input_size: tuple[int, int] | None = None,
     dynamic: bool = True,
     provenance: dict[str, str] | None = None,
+    name: str | None = None,
+    version: str = "0",
 ) -> ModelSpec:
     """Export ``model`` to ``path`` (atomically), embed its spec, and run ``onnx.checker``. The input size
     defaults to the model config's."""
     path = Path(path)
-    spec = model_spec(model, input_size, dynamic, provenance)
+    spec = model_spec(model, input_size, dynamic, provenance, name, version)
     input_size = spec.input_size
     wrapper = DepthReadout(model).eval()
     example = torch.zeros(2 if dynamic else 1, 3, *input_size)  # size-1 axes get specialised by torch.export
