@@ -57,6 +57,21 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The instruction sets that decide INT8 and FP16 speed on a CPU (VNNI: INT8 dot products; AMX: tiles).
+ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16", "asimddp", "i8mm")
+
+
+def cpu_isa_flags() -> list[str]:
+    """Which of ISA_FLAGS the CPU reports (Linux /proc/cpuinfo ``flags`` or, on Arm, ``Features``)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    match = re.search(r"^(?:flags|Features)\s*:\s*(.+)$", text, re.MULTILINE)
+    present = set(match.group(1).split()) if match else set()
+    return [flag for flag in ISA_FLAGS if flag in present]
+
+
 def memory_total_mb() -> float | None:
     try:
         match = re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
@@ -96,6 +111,7 @@ def machine_info() -> dict[str, Any]:
     """The machine section of the results."""
     return {
         "cpu_model": cpu_model(),
+        "cpu_isa_flags": cpu_isa_flags(),
         "cpu_logical_cores": os.cpu_count(),
         "cpu_physical_cores": physical_cores(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
@@ -201,6 +217,7 @@ def markdown(document: dict[str, Any]) -> str:
         f"`{document['command']}`",
         "",
         f"{m['cpu_model']}, {m['cpu_logical_cores']} logical / {m['cpu_physical_cores'] or '?'} physical cores"
+        + (f" ({' '.join(m['cpu_isa_flags'])})" if m.get("cpu_isa_flags") else "")
         + (f", GPU {m['gpu']}" if m.get("gpu") else "")
         + f"; {s['threads']} threads; {versions}; {document['created']}.",
         "",
