@@ -9,7 +9,7 @@ import pytest
 
 import edgedepth
 from edgedepth import DepthEstimator
-from edgedepth.artifact import Precision, read_onnx_spec
+from edgedepth.artifact import Precision, file_sha256, read_onnx_spec
 from edgedepth.metrics import agreement_metrics, depth_metrics, ground_plane_prior, mean_metrics
 from edgedepth.rgbd import iter_rgbd
 from edgedepth_train.recipe import load_recipe
@@ -19,8 +19,13 @@ def test_default_model_is_shipped_small_and_traceable() -> None:
     path = edgedepth.default_model_path()
     assert path.stat().st_size <= 40 * 2**20
     spec = read_onnx_spec(path)
-    assert spec.name == "efficientdepth-s" and spec.precision is Precision.FP32 and spec.dynamic_shape
-    assert spec.provenance["recipe_sha256"] == load_recipe("efficientdepth-s").sha256
+    assert spec.name == "efficientdepth-s" and spec.version == "2"
+    assert spec.precision is Precision.FP32 and spec.dynamic_shape
+    repo = Path(__file__).resolve().parents[1]
+    assert spec.provenance["recipe_sha256"] == load_recipe(repo / spec.provenance["recipe"]).sha256
+    assert load_recipe(repo / spec.provenance["stage1_recipe"]).stages
+    teacher = load_recipe(repo / spec.provenance["recipe"]).sources["real"].teacher
+    assert file_sha256(repo / str(teacher)) == spec.provenance["teacher_sha256"]
 
 
 def test_default_model_agrees_across_backends(images_dir: Path) -> None:
