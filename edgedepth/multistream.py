@@ -176,15 +176,14 @@ class MultiStreamPipeline(ThreadedStream):
                     continue
                 for chunk in self.stager.plan_batches([staged for _, staged, _ in ready], self.batch):
                     t0 = time.perf_counter()
-                    results = self.stager.run_batch([ready[i][1] for i in chunk])
+                    results = self.stager.run_batch(
+                        [ready[i][1] for i in chunk], [self._stabilizers[ready[i][0]] for i in chunk]
+                    )
                     self._infer_ms.append((time.perf_counter() - t0) * 1e3)
                     self._batches += 1
                     self._batched_frames += len(chunk)
                     for i, result in zip(chunk, results, strict=True):
                         index, staged, captured_s = ready[i]
-                        stabilizer = self._stabilizers[index]
-                        if stabilizer is not None:
-                            result = stabilizer(staged.bgr, result)
                         if not self._put(self._results, (index, staged.bgr, result, captured_s)):
                             return
         except BaseException as exc:  # the model failed: every source is affected, the caller hears it

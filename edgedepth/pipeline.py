@@ -46,10 +46,12 @@ class StreamStats:
 
 
 class _End:
-    """Queue sentinel: the capture side finished (``error`` set when it failed)."""
+    """Queue sentinel: the capture side finished (``error`` set when it failed; ``reason`` says how it
+    ended, and becomes the stream's ``ended_by`` when the consumer reaches it)."""
 
-    def __init__(self, error: BaseException | None = None) -> None:
+    def __init__(self, error: BaseException | None = None, reason: str = "") -> None:
         self.error = error
+        self.reason = reason
 
 
 class ThreadedStream:
@@ -132,6 +134,7 @@ class StreamPipeline(ThreadedStream):
 
     # -- worker threads ---------------------------------------------------------------------------------
     def _capture_loop(self) -> None:
+        reason = "closed"
         try:
             while not self._stop.is_set():
                 frame = self.source.read()
@@ -139,15 +142,13 @@ class StreamPipeline(ThreadedStream):
                     self._timeouts += 1
                     continue
                 if frame.status in (ReadStatus.END_OF_STREAM, ReadStatus.CLOSED):
-                    self._ended_by = self._ended_by or (
-                        "end of stream" if frame.status is ReadStatus.END_OF_STREAM else "closed"
-                    )
+                    reason = "end of stream" if frame.status is ReadStatus.END_OF_STREAM else "closed"
                     break
                 if frame.status is ReadStatus.ERROR:
                     raise SourceError(f"{self.source.uri}: {frame.error or 'read failed'}")
                 if not self._put(self._prepared, (self.stager.stage(frame.image), frame.timestamp_s)):
                     return
-            self._put(self._prepared, _End())
+            self._put(self._prepared, _End(reason=reason))
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._put(self._prepared, _End(exc))
 
@@ -162,9 +163,7 @@ class StreamPipeline(ThreadedStream):
                 return
             staged, captured_s = item
             try:
-                result = self.stager.run(staged)
-                if self.stabilizer is not None:
-                    result = self.stabilizer(staged.bgr, result)
+                result = self.stager.run(staged, refine=self.stabilizer)  # at the model's resolution
             except BaseException as exc:
                 self._put(self._results, _End(exc))
                 return
@@ -181,8 +180,7 @@ class StreamPipeline(ThreadedStream):
             except queue.Empty:
                 continue
             if isinstance(item, _End):
-                if item.error is not None:
-                    self._ended_by = f"error: {item.error}"
+                self._ended_by = f"error: {item.error}" if item.error is not None else item.reason
                 self.close()
                 if item.error is not None:
                     raise item.error

@@ -125,13 +125,23 @@ def resize_float(
     return cv2.resize(img, (hw[1], hw[0]), interpolation=CV2_INTERPOLATION[interpolation])
 
 
+def unpad(map_hw: np.ndarray, plan: ResizePlan) -> np.ndarray:
+    """A model-resolution map without the plan's padding (float32, contiguous)."""
+    sh, sw = plan.scaled_hw
+    crop = map_hw[plan.pad_top : plan.pad_top + sh, plan.pad_left : plan.pad_left + sw]
+    return np.ascontiguousarray(crop, dtype=np.float32)
+
+
+def resize_to_source(crop: np.ndarray, plan: ResizePlan, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """An unpadded map (``unpad``) resized back to the plan's source size."""
+    h, w = plan.src_hw
+    if crop.shape[:2] == (h, w):
+        return crop
+    return cv2.resize(crop, (w, h), interpolation=interpolation)
+
+
 def unpad_and_resize(
     map_hw: np.ndarray, plan: ResizePlan, interpolation: int = cv2.INTER_LINEAR
 ) -> np.ndarray:
     """Invert a plan on a model-resolution map: crop the padding, resize back to the source size."""
-    sh, sw = plan.scaled_hw
-    crop = map_hw[plan.pad_top : plan.pad_top + sh, plan.pad_left : plan.pad_left + sw]
-    h, w = plan.src_hw
-    if crop.shape[:2] == (h, w):
-        return np.ascontiguousarray(crop, dtype=np.float32)
-    return cv2.resize(np.ascontiguousarray(crop, dtype=np.float32), (w, h), interpolation=interpolation)
+    return resize_to_source(unpad(map_hw, plan), plan, interpolation)

@@ -8,7 +8,7 @@ Where the image did not change, pixels are also blended with the previous output
 never blended, so moving objects keep their own depth.
 
     stabilizer = Stabilizer()
-    for frame, result in est.stream(source):        # stream(stabilize=True) does this
+    for frame, result in est.stream(source):   # stream(stabilize=True) does this, before upsampling
         result = stabilizer(frame, result)
 """
 

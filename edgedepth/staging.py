@@ -18,7 +18,7 @@ import numpy as np
 from .artifact import ModelSpec, OutputKind
 from .backends.base import Backend, FrameRunner
 from .errors import InferenceError
-from .preprocess import ResizePlan, preprocess, unpad_and_resize
+from .preprocess import ResizePlan, preprocess, resize_to_source, unpad
 
 if TYPE_CHECKING:
     from .intrinsics import Intrinsics
@@ -68,6 +68,9 @@ class DepthResult:
         return point_cloud(
             self.to_metric(fit), intrinsics, stride, max_depth, self.confidence, min_confidence, image_bgr
         )
+
+
+Refine = Callable[[np.ndarray, DepthResult], DepthResult]  # (frame, model-resolution result) -> result
 
 
 @dataclass(frozen=True)
@@ -127,25 +130,44 @@ class FrameStager:
         return value[index, 0]
 
     def finish(
-        self, outputs: dict[str, np.ndarray], index: int, plan: ResizePlan, timings_ms: dict[str, float]
+        self,
+        outputs: dict[str, np.ndarray],
+        index: int,
+        plan: ResizePlan,
+        timings_ms: dict[str, float],
+        refine: Refine | None = None,
+        bgr: np.ndarray | None = None,
     ) -> DepthResult:
-        """Output ``index`` of a batch mapped back to its frame: inverse depth and confidence."""
-        out = unpad_and_resize(self.depth_map(outputs, self.spec.output_name, index), plan)
+        """Output ``index`` of a batch mapped back to its frame: inverse depth and confidence. ``refine``
+        (the stream's stabiliser) runs on the maps at the model's resolution, with the frame ``bgr``,
+        before they are resized back: on a fraction of the pixels."""
+        inv = unpad(self.depth_map(outputs, self.spec.output_name, index), plan)
         if self.spec.output_kind is not OutputKind.INVERSE_DEPTH:
-            out = 1.0 / np.maximum(out, DEPTH_EPS)
+            inv = 1.0 / np.maximum(inv, DEPTH_EPS)
         conf_name = self.spec.confidence_name
         if conf_name and conf_name in outputs:
-            conf = np.clip(unpad_and_resize(self.depth_map(outputs, conf_name, index), plan), 0.0, 1.0)
+            conf = np.clip(unpad(self.depth_map(outputs, conf_name, index), plan), 0.0, 1.0)
         else:
-            conf = np.ones_like(out)
-        return DepthResult(out, conf, timings_ms)
+            conf = np.ones_like(inv)
+        result = DepthResult(inv, conf, timings_ms)
+        if refine is not None:
+            assert bgr is not None, "refine needs the frame"
+            result = refine(bgr, result)
+        return DepthResult(
+            resize_to_source(result.inverse_depth, plan),
+            np.clip(resize_to_source(result.confidence, plan), 0.0, 1.0),
+            result.timings_ms,
+        )
 
-    def run(self, staged: StagedFrame) -> DepthResult:
+    def run(self, staged: StagedFrame, refine: Refine | None = None) -> DepthResult:
         """Infer and finish a staged frame, with the time each step took."""
-        return self.run_batch([staged])[0]
+        return self.run_batch([staged], [refine])[0]
 
-    def run_batch(self, staged: Sequence[StagedFrame]) -> list[DepthResult]:
-        """Staged frames of one input size as one batch; each result's ``infer`` time is its share."""
+    def run_batch(
+        self, staged: Sequence[StagedFrame], refine: Sequence[Refine | None] | None = None
+    ) -> list[DepthResult]:
+        """Staged frames of one input size as one batch; each result's ``infer`` time is its share.
+        ``refine``: one per frame, or None (see ``finish``)."""
         t0 = time.perf_counter()
         inputs = [s.input for s in staged if s.input is not None]
         plans: Sequence[ResizePlan | None] = [s.plan for s in staged]
@@ -157,11 +179,12 @@ class FrameStager:
                 [s.bgr for s in staged], self.input_hw(staged[0].bgr.shape[:2])
             )
         infer_ms = (time.perf_counter() - t0) * 1e3 / len(staged)
+        refines = refine if refine is not None else [None] * len(staged)
         results = []
-        for i, (s, plan) in enumerate(zip(staged, plans, strict=True)):
+        for i, (s, plan, r) in enumerate(zip(staged, plans, refines, strict=True)):
             t1 = time.perf_counter()
             assert plan is not None
-            result = self.finish(outputs, i, plan, {})
+            result = self.finish(outputs, i, plan, {}, r, s.bgr)
             result.timings_ms.update(
                 preprocess=s.preprocess_ms, infer=infer_ms, postprocess=(time.perf_counter() - t1) * 1e3
             )

@@ -130,9 +130,10 @@ def test_third_party_model_needs_an_explicit_spec(tmp_path: Path) -> None:
 
 
 def test_a_depth_output_is_inverted_so_every_model_reads_alike(tiny_onnx: Path) -> None:
-    """``inverse_depth`` means the same for every model: a spec that says ``depth`` gets 1/output."""
-    image = np.random.default_rng(3).integers(0, 256, (40, 56, 3)).astype(np.uint8)
+    """``inverse_depth`` means the same for every model: a spec that says ``depth`` gets 1/output, at the
+    model's resolution (before the map is resized back to the image; here the image has the input size)."""
     spec = read_onnx_spec(tiny_onnx)
+    image = np.random.default_rng(3).integers(0, 256, (*spec.input_size, 3)).astype(np.uint8)
     with (
         DepthEstimator(tiny_onnx) as a,
         DepthEstimator(tiny_onnx, spec=spec.with_updates(output_kind=OutputKind.DEPTH)) as b,
