@@ -296,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("onnxscript", "onnx_ir"):  # the ONNX exporter's own passes log every rewrite at INFO
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         args.func(args)
     except (EdgeDepthError, FileNotFoundError) as exc:
