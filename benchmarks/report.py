@@ -58,7 +58,17 @@ def cpu_model() -> str:
 
 
 # The instruction sets that decide INT8 and FP16 speed on a CPU (VNNI: INT8 dot products; AMX: tiles).
-ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16", "asimddp", "i8mm")
+ISA_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_int8",
+    "amx_bf16",
+    "asimddp",
+    "i8mm",
+)
 
 
 def cpu_isa_flags() -> list[str]:

@@ -164,7 +164,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             server.close()
         s = server.stream.stats
-        print(f"stopped: {s.frames} frames, {s.fps:.1f} FPS, dropped {s.dropped}; backend {est.backend_name}")
+        print(
+            f"stopped: {s.frames} frames, {s.fps:.1f} FPS, dropped {s.dropped}; backend {est.backend_name}",
+            flush=True,
+        )
     return 0
 
 

@@ -234,9 +234,15 @@ def test_harness_json_has_every_field(tiny_document: dict) -> None:
     doc = json.loads(to_json(tiny_document))  # valid JSON, no NaN
     for key in ("schema", "created", "command", "duration_s", "machine", "settings", "models", "reference"):
         assert key in doc
-    assert {"cpu_model", "cpu_isa_flags", "cpu_logical_cores", "cpu_physical_cores", "os", "python", "versions"} <= set(
-        doc["machine"]
-    )
+    assert {
+        "cpu_model",
+        "cpu_isa_flags",
+        "cpu_logical_cores",
+        "cpu_physical_cores",
+        "os",
+        "python",
+        "versions",
+    } <= set(doc["machine"])
     assert {"onnxruntime", "openvino", "tensorrt"} <= set(doc["machine"]["versions"])
     assert doc["settings"]["threads"] == 2 and doc["settings"]["backends"] == [k.value for k in CPU_BACKENDS]
     assert doc["reference"]["config"]["width"] == TINY_VIT.width and "fp32" in doc["reference"]["precision"]

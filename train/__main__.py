@@ -194,7 +194,13 @@ def cmd_export(args: argparse.Namespace) -> None:
     }
     size = (args.size[0], args.size[1]) if args.size else model.cfg.input_size
     spec = export_onnx(
-        model, args.out, size, dynamic=not args.static, provenance=provenance, name=args.name, version=args.version
+        model,
+        args.out,
+        size,
+        dynamic=not args.static,
+        provenance=provenance,
+        name=args.name,
+        version=args.version,
     )
     sizes = [size] if args.static else [size, (192, 320), (480, 640)]
     parity = verify_parity(model, args.out, sizes)
