@@ -135,8 +135,8 @@ class FrameStager:
         index: int,
         plan: ResizePlan,
         timings_ms: dict[str, float],
+        bgr: np.ndarray,
         refine: Refine | None = None,
-        bgr: np.ndarray | None = None,
     ) -> DepthResult:
         """Output ``index`` of a batch mapped back to its frame: inverse depth and confidence. ``refine``
         (the stream's stabiliser) runs on the maps at the model's resolution, with the frame ``bgr``,
@@ -151,7 +151,6 @@ class FrameStager:
             conf = np.ones_like(inv)
         result = DepthResult(inv, conf, timings_ms)
         if refine is not None:
-            assert bgr is not None, "refine needs the frame"
             result = refine(bgr, result)
         return DepthResult(
             resize_to_source(result.inverse_depth, plan),
@@ -184,7 +183,7 @@ class FrameStager:
         for i, (s, plan, r) in enumerate(zip(staged, plans, refines, strict=True)):
             t1 = time.perf_counter()
             assert plan is not None
-            result = self.finish(outputs, i, plan, {}, r, s.bgr)
+            result = self.finish(outputs, i, plan, {}, s.bgr, r)
             result.timings_ms.update(
                 preprocess=s.preprocess_ms, infer=infer_ms, postprocess=(time.perf_counter() - t1) * 1e3
             )

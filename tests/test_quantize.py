@@ -82,13 +82,18 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for _ in range(20):
         writer.write(scene(rng)[0])
     writer.release()
-    for i in range(4):
-        frame = rgbd / f"f{i}"
+    write_rgbd(rgbd, [f"f{i}" for i in range(4)], rng)
+    return {"images": images, "video": video, "rgbd": rgbd}
+
+
+def write_rgbd(root: Path, names: list[str], rng: np.random.Generator) -> None:
+    """An RGB-D folder of random scenes, one sub-folder per name (rgb.png and depth.npy)."""
+    for name in names:
+        frame = root / name
         frame.mkdir(parents=True)
         bgr, depth = scene(rng)
         cv2.imwrite(str(frame / "rgb.png"), bgr)
         np.save(frame / "depth.npy", depth)
-    return {"images": images, "video": video, "rgbd": rgbd}
 
 
 @pytest.fixture(scope="module")
@@ -219,13 +224,7 @@ def test_gate_judges_the_skill_on_its_own_folder(
 ) -> None:
     """``skill_rgbd``: AbsRel from ``rgbd``, the skill from the other folder (as rgbd and rgbd_real for v2)."""
     other = tmp_path / "other"
-    rng = np.random.default_rng(7)
-    for i in range(3):
-        frame = other / f"g{i % 2}_{i}"
-        frame.mkdir(parents=True)
-        bgr, depth = scene(rng)
-        cv2.imwrite(str(frame / "rgb.png"), bgr)
-        np.save(frame / "depth.npy", depth)
+    write_rgbd(other, [f"g{i % 2}_{i}" for i in range(3)], np.random.default_rng(7))
     both = evaluate(fp32_model, fp32_model, GateConfig(rgbd=str(data["rgbd"]), skill_rgbd=str(other)))
     only_main = evaluate(fp32_model, fp32_model, GateConfig(rgbd=str(data["rgbd"])))
     only_other = evaluate(fp32_model, fp32_model, GateConfig(rgbd=str(other)))
