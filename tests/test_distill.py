@@ -237,6 +237,37 @@ def test_an_interrupted_labelling_leaves_a_valid_cache_that_resumes(
             assert all(np.array_equal(got[k], want[k]) for k in want)
 
 
+def test_labels_reach_training_in_the_teachers_units_whatever_its_output_scale(
+    tmp_path: Path, frames: Path
+) -> None:
+    """A teacher that outputs 10x + 3 of another gives the same training labels: one affine per image set."""
+    import shutil
+
+    from edgedepth_train.data.pseudo import PseudoLabelled
+
+    images = UnlabelledImages(images=frames)
+    plan = CropPlan(crops=2, label_size=(24, 32))
+    a = pseudo_labels(make_tiny_depth_onnx(tmp_path / "t.onnx"), images, plan, cache=tmp_path / "a")
+    shutil.copytree(a.root, tmp_path / "b")
+    for f in (tmp_path / "b").glob("*.npz"):
+        with np.load(f) as data:
+            views = {k: data[k] for k in data.files}
+        views["global"], views["crops"] = (10 * views[k] + 3 for k in ("global", "crops"))
+        np.savez(f, **views)
+    b = PseudoLabelCache(tmp_path / "b", a.key["teacher_sha256"], images, plan)
+    da, db = PseudoLabelled([a]), PseudoLabelled([b])
+    globals_a = np.concatenate(
+        [da.draw(i, np.random.default_rng(i))["global"].ravel() for i in range(len(da))]
+    )
+    assert abs(np.median(globals_a)) < 1e-3 and np.mean(
+        np.abs(globals_a - np.median(globals_a))
+    ) == pytest.approx(1, rel=0.05)
+    for i in range(len(da)):
+        sa, sb = da.draw(i, np.random.default_rng(i)), db.draw(i, np.random.default_rng(i))
+        for k in ("global", "crop"):
+            np.testing.assert_allclose(sa[k], sb[k], atol=0.02)
+
+
 # -- end to end ------------------------------------------------------------------------------------------------
 def _distill_recipe(teacher: Path, frames: Path, cache: Path, **stage: object) -> dict:
     return {

@@ -37,6 +37,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def distill_recipe(args: argparse.Namespace) -> dict:
     """The shipped ``distill`` recipe (or ``--recipe``) with the command line's teacher, images and student."""
+    from .losses.distill import DEFAULT_NORMALIZATION
     from .recipe import read_yaml, recipe_path
 
     raw = read_yaml(recipe_path(args.recipe))
@@ -66,7 +67,7 @@ def distill_recipe(args: argparse.Namespace) -> dict:
     for stage in raw["stages"]:
         if pseudo[0] in stage["data"]:
             stage["iterations"] = args.steps or stage["iterations"]
-            stage["distill_norm"] = args.normalization or stage.get("distill_norm", "hybrid")
+            stage["distill_norm"] = args.normalization or stage.get("distill_norm", DEFAULT_NORMALIZATION)
     return raw
 
 
@@ -245,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--assistant", help="a second teacher, for a random fraction of samples")
     p.add_argument("--assistant-spec")
     p.add_argument("--assistant-fraction", type=float)
-    p.add_argument("--normalization", choices=["hybrid", "global", "local", "none"])
+    p.add_argument(
+        "--normalization", choices=["hybrid", "global", "local", "none"], help="default: the recipe's"
+    )
     p.add_argument("--steps", type=int, help="distillation steps (default: the recipe's)")
     p.add_argument("--cache", help="pseudo-label cache folder (default: derived, under ~/.cache/edgedepth)")
     p.add_argument("--recipe", default="distill", help="the recipe to fill in (default: the shipped one)")

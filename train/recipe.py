@@ -23,6 +23,7 @@ from edgedepth.errors import choices
 from .data.appearance import AppearanceConfig
 from .data.augment import AugmentConfig
 from .errors import RecipeError
+from .losses.distill import DEFAULT_NORMALIZATION
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 LABELLED_LOSSES = ("ssi_l1", "gradient", "laplace_nll", "perceptual", "edge_huber")
@@ -74,7 +75,9 @@ class StageConfig:
     weight_decay: float = 0.01
     weighting: Literal["uncertainty", "none"] = "uncertainty"
     perceptual_downsample: int = 2
-    distill_norm: Literal["hybrid", "global", "local", "none"] = "hybrid"  # see train/losses/distill.py
+    distill_norm: Literal["hybrid", "global", "local", "none"] = (
+        DEFAULT_NORMALIZATION  # train/losses/distill.py
+    )
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)  # rendered sources only
 

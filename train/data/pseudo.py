@@ -5,6 +5,13 @@ the whole image and, separately, the crop, each resized (stretched) to the stage
 labels of both views come along, with the crop's box as fractions of the image. With an assistant
 teacher, a random ``assistant_fraction`` of samples take the assistant's labels instead.
 
+Each teacher's labels are brought to common units by one affine for the whole image set (its median and
+mean absolute deviation, ``PseudoLabelCache.units``), so the loss weighs the same whatever units a teacher
+outputs (a third-party export's disparity, or this family's output) and the teacher's and the assistant's
+labels are comparable, while every relation between images and between an image's views stays as the
+teacher gave it. The normalised distillation terms are invariant to it; it matters for ``distill_norm:
+none``.
+
 Every training sample of a stage that distils carries the same keys (see :func:`pseudo_fields`), so
 labelled and pseudo-labelled samples mix in one batch: labelled ones have ``pseudo_mask`` all False and
 pseudo-labelled ones have ``mask`` all False.
@@ -43,6 +50,7 @@ class PseudoLabelled(Dataset):
         self.caches, self.assistant_fraction = caches, assistant_fraction
         self.images = caches[0].images
         self.usable = [i for i in range(len(self.images)) if not caches[0].bad(i)]
+        self.units = [c.units() for c in caches]
 
     def __len__(self) -> int:
         return len(self.usable)
@@ -53,11 +61,12 @@ class PseudoLabelled(Dataset):
         assistant = rng.random() < self.assistant_fraction
         labels = self.caches[1 if assistant else 0].labels(i)
         assert labels is not None
+        median, mad = self.units[1 if assistant else 0]
         k = int(rng.integers(len(labels["crops"])))
         return {
             "bgr": self.images._load(i)["bgr"],
-            "global": labels["global"].astype(np.float32),
-            "crop": labels["crops"][k].astype(np.float32),
+            "global": (labels["global"].astype(np.float32) - median) / mad,
+            "crop": (labels["crops"][k].astype(np.float32) - median) / mad,
             "box": labels["boxes"][k],
             "source": SOURCE,
         }
