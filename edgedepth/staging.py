@@ -173,7 +173,11 @@ class FrameStager:
         if len(inputs) == len(staged):
             outputs = self.backend.infer(np.concatenate(inputs))
         else:
-            assert self.frame_runner is not None, "a frame staged without input needs device preprocessing"
+            if self.frame_runner is None:
+                raise InferenceError(
+                    f"{self.backend.source}: a frame staged without its model input needs a backend that "
+                    "preprocesses on its device (TensorRT); stage frames with this estimator's stager"
+                )
             outputs, plans = self.frame_runner.infer_frames(
                 [s.bgr for s in staged], self.input_hw(staged[0].bgr.shape[:2])
             )

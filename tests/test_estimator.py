@@ -13,7 +13,7 @@ from tiny_models import make_tiny_depth_onnx, tiny_depth_reference
 
 from edgedepth import DepthEstimator, ModelSpec
 from edgedepth.artifact import OutputKind, read_onnx_spec
-from edgedepth.errors import InputError, ModelLoadError
+from edgedepth.errors import InferenceError, InputError, ModelLoadError
 from edgedepth.preprocess import preprocess, unpad_and_resize
 
 BACKENDS = ["onnxruntime", "openvino"]
@@ -186,3 +186,13 @@ def test_closing_while_eight_threads_predict_gives_typed_errors_only(tiny_onnx: 
         :3
     ]
     assert any(o.startswith("typed") and "closed" in o for o in outcomes)
+
+
+def test_a_frame_staged_without_input_is_refused_by_a_cpu_backend(tiny_onnx: Path) -> None:
+    """Only a backend that preprocesses on its device takes frames without a model input: a typed error."""
+    from edgedepth.staging import StagedFrame
+
+    with DepthEstimator(tiny_onnx) as est:
+        bare = StagedFrame(np.zeros((32, 32, 3), np.uint8), None, None, 0.0)
+        with pytest.raises(InferenceError, match=r"tiny.*without its model input"):
+            est._stager.run(bare)

@@ -257,11 +257,15 @@ class PseudoLabelCache:
         with np.load(self._file(index)) as data:
             return {k: data[k] for k in data.files}
 
+    def usable(self) -> list[int]:
+        """Indices of the images that have labels (all but the unreadable ones)."""
+        return [i for i in range(len(self.images)) if not self.bad(i)]
+
     def units(self, samples: int = 256) -> tuple[float, float]:
         """The teacher's output units over this image set: (median, mean absolute deviation) of the global
         labels of up to ``samples`` evenly spaced images. One affine for the whole set, so dividing by it
         keeps every relation between images and views (see ``PseudoLabelled``)."""
-        usable = [i for i in range(len(self.images)) if not self.bad(i)]
+        usable = self.usable()
         picked = usable[:: max(1, len(usable) // samples)][:samples]
         maps = [v["global"].astype(np.float32).ravel() for i in picked if (v := self.labels(i)) is not None]
         if not maps:

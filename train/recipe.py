@@ -75,9 +75,8 @@ class StageConfig:
     weight_decay: float = 0.01
     weighting: Literal["uncertainty", "none"] = "uncertainty"
     perceptual_downsample: int = 2
-    distill_norm: Literal["hybrid", "global", "local", "none"] = (
-        DEFAULT_NORMALIZATION  # train/losses/distill.py
-    )
+    # the distillation normalisation (train/losses/distill.py)
+    distill_norm: Literal["hybrid", "global", "local", "none"] = DEFAULT_NORMALIZATION
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)  # rendered sources only
 

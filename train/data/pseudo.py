@@ -49,7 +49,7 @@ class PseudoLabelled(Dataset):
             raise ValueError("assistant_fraction > 0 needs an assistant teacher")
         self.caches, self.assistant_fraction = caches, assistant_fraction
         self.images = caches[0].images
-        self.usable = [i for i in range(len(self.images)) if not caches[0].bad(i)]
+        self.usable = caches[0].usable()
         self.units = [c.units() for c in caches]
 
     def __len__(self) -> int:
