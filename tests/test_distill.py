@@ -308,7 +308,7 @@ def _fixed_batch_loss(trainer: Trainer) -> float:
     batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
     trainer.model.eval()
     with torch.no_grad():
-        terms = trainer.compute_losses(trainer.model, batch)
+        terms = trainer.compute_losses(trainer.forward(trainer.model, batch), batch)
     return float(sum(terms.values()))
 
 
@@ -339,7 +339,7 @@ def test_mixed_batches_train_labelled_and_distillation_terms(tmp_path: Path, fra
     items = [data[i] for i in range(8)]
     batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
     assert batch["mask"].flatten(1).any(1).any() and batch["pseudo_mask"].flatten(1).any(1).any()
-    terms = trainer.compute_losses(trainer.model, batch)
+    terms = trainer.compute_losses(trainer.forward(trainer.model, batch), batch)
     assert set(terms) == {"ssi_l1", "distill", "distill_local_global"}
     trainer.fit(max_steps=3)
     assert trainer.step == 3

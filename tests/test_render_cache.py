@@ -87,3 +87,37 @@ def test_corrupt_shard_is_skipped_and_counted(cache: tuple[Path, Path], tmp_path
     (copy / shard_name(0)).write_bytes(bytes(data))
     ds = CachedFrames(copy)
     assert ds.skipped_shards == [shard_name(0)] and len(ds) == len(CachedFrames(out)) - 3
+
+
+def test_procedural_scenes_prerender_to_the_frames_training_would_render(tmp_path: Path) -> None:
+    """Frame f of a procedural cache is SyntheticRGBD's item f at the cache's size, stored as JPEG and
+    millimetres; a synthetic source with ``cache`` reads it instead of rendering."""
+    from edgedepth_train.data.stage_data import open_source
+    from edgedepth_train.data.synthetic import SyntheticRGBD
+    from edgedepth_train.recipe import SourceConfig
+
+    key = CacheKey(scenes="procedural", seed=3, size=(48, 64), shard_frames=2)
+    render_cache(tmp_path, 4, key, workers=1, texture_dir=None, progress=False)
+    frames = CachedFrames(tmp_path, expect=key)
+    online = SyntheticRGBD(10, size=(48, 64), seed=3, texture_dir=None)
+    assert len(frames) == 4 and frames[0]["source"] == "synthetic"
+    for f in range(4):
+        cached, rendered = frames[f], online[f]
+        valid = rendered["depth_m"] < 65.0
+        np.testing.assert_allclose(cached["depth_m"][valid], rendered["depth_m"][valid], atol=6e-4)
+        assert np.abs(cached["bgr"].astype(int) - rendered["bgr"]).mean() < 6.0  # JPEG (q95, 4:2:0 chroma)
+    source = open_source(SourceConfig(kind="synthetic", texture_dir=None, cache=str(tmp_path)), (32, 32), 0)
+    assert isinstance(source, CachedFrames) and len(source) == 4
+    with pytest.raises(DataError, match="holds 'procedural' scenes, not 'furniture'"):
+        CachedFrames(tmp_path, scenes="furniture")
+    with pytest.raises(DataError, match="edgedepth-train render --scenes procedural"):
+        open_source(SourceConfig(kind="synthetic", cache=str(tmp_path / "missing")), (32, 32), 0)
+    with pytest.raises(DataError, match="'fractal' is not a scene kind; choose one of furniture, procedural"):
+        CacheKey(scenes="fractal")
+
+
+def test_the_render_command_offers_every_scene_kind() -> None:
+    from edgedepth_train import __main__ as cli
+    from edgedepth_train.data.render_cache import SCENE_KINDS
+
+    assert cli.SCENE_KINDS == SCENE_KINDS

@@ -139,7 +139,7 @@ def test_ddp_two_cpu_processes_keep_parameters_identical(tmp_path: Path) -> None
 LOADER_STARTS = """
 import cv2, numpy as np, torch
 from edgedepth_train.data.synthetic import SyntheticRGBD
-from edgedepth_train.trainer import StepSampler, make_loader
+from edgedepth_train.data.loader import StepSampler, make_loader
 
 data = SyntheticRGBD(1000, size=(64, 64), seed=0, texture_dir=None)
 busy = np.random.default_rng(0).random((1200, 1200)).astype(np.float32)
@@ -183,3 +183,123 @@ def test_a_corrupt_checkpoint_is_named(tmp_path: Path) -> None:
     (tmp_path / "garbage.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}xxxxxx")
     with pytest.raises(ModelLoadError, match=r"garbage\.safetensors: not a readable checkpoint"):
         load_checkpoint(tmp_path / "garbage.safetensors")
+
+
+def _smoke_with(tmp_path: Path, **top) -> Path:
+    raw = smoke_raw()
+    raw.update(top)
+    path = tmp_path / f"smoke-{len(list(tmp_path.glob('smoke-*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_a_bf16_step_and_an_fp32_step_give_close_losses(tmp_path: Path) -> None:
+    """bf16 autocast changes the forward's arithmetic, not what is computed: on the same weights and batch
+    the loss terms agree to bf16's precision, and the losses themselves are fp32."""
+    from edgedepth_train.data.stage_data import StageData
+
+    steps = {}
+    for precision in ("fp32", "bf16"):
+        recipe = load_recipe(_smoke_with(tmp_path, speed={"precision": precision, "channels_last": True}))
+        trainer = Trainer(recipe, tmp_path / precision)
+        trainer._setup_stage()
+        data = StageData(recipe, 0, trainer.spec)
+        batch = torch.utils.data.default_collate([data[i] for i in range(4)])
+        trainer.model.eval()
+        with torch.no_grad():
+            params = trainer.forward(trainer.model, batch)
+            steps[precision] = (params, trainer.compute_losses(params, batch))
+    (p32, t32), (p16, t16) = steps["fp32"], steps["bf16"]
+    assert p16.dtype == torch.float32 and all(v.dtype == torch.float32 for v in t16.values())
+    assert not torch.equal(p32, p16)  # bf16 really ran
+    for name in t32:
+        assert abs(t16[name].item() - t32[name].item()) <= 0.03 * abs(t32[name].item()) + 1e-3, name
+
+
+@pytest.mark.parametrize(
+    "speed",
+    [{}, {"channels_last": True, "precision": "bf16", "worker_nice": 5}],
+    ids=["plain", "channels_last-bf16"],
+)
+def test_ctrl_c_saves_and_resuming_equals_the_uninterrupted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, speed: dict
+) -> None:
+    """A real SIGINT in the middle of step 3 lets the step finish, saves, and prints the resume command;
+    that command continues with the same data order, schedule and optimiser state (one loader worker,
+    which must ignore the Ctrl-C)."""
+    import signal
+
+    from edgedepth_train.__main__ import main
+
+    recipe_file = _smoke_with(tmp_path, speed=speed, workers=1)
+    straight = tmp_path / "straight"
+    assert main(["train", "--recipe", str(recipe_file), "--out", str(straight)]) == 0
+
+    real_step = Trainer.train_step
+
+    def step_with_ctrl_c(self, model, batch, clock):  # noqa: ANN001, ANN202
+        if self.stage_index == 0 and self.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while the step runs
+        return real_step(self, model, batch, clock)
+
+    monkeypatch.setattr(Trainer, "train_step", step_with_ctrl_c)
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--recipe", str(recipe_file), "--out", str(run)])
+    assert stopped.value.code == 130
+    err = capsys.readouterr().err
+    command = f"edgedepth-train train --recipe {recipe_file} --out {run} --resume {run}/checkpoint.safetensors"
+    assert "interrupted in stage first at step 3" in err and command in err
+    assert load_checkpoint(run / "checkpoint.safetensors")["progress"]["step"] == 3
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    assert main(command.split()[1:]) == 0
+    done, expected = (load_checkpoint(d / "checkpoint.safetensors") for d in (run, straight))
+    assert done["progress"] == expected["progress"]
+    for key, value in expected["model"].items():
+        torch.testing.assert_close(done["model"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_snapshots_keep_the_weights_along_the_way(tmp_path: Path) -> None:
+    from edgedepth_train.checkpoint import load_trained
+
+    recipe = load_recipe(_smoke_with(tmp_path, snapshot_every=3))
+    trainer = Trainer(recipe, tmp_path / "run")
+    trainer.fit()
+    snaps = sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir())
+    assert snaps == ["step0000003.safetensors", "step0000006.safetensors"]
+    state = load_checkpoint(tmp_path / "run" / "snapshots" / snaps[-1])
+    assert state["progress"] == {"step": 6, "images": 12}
+    assert load_trained(tmp_path / "run" / "snapshots" / snaps[-1]).training is False
+
+
+def test_the_plain_configuration_undoes_every_speed_lever(tmp_path: Path) -> None:
+    raw = smoke_raw()
+    raw.update(workers=1, threads=1, speed={"channels_last": True, "precision": "auto", "compile": True})
+    raw["sources"]["synthetic"]["cache"] = str(tmp_path)
+    raw["stages"][1]["perceptual_every"] = 4
+    plain = parse_recipe(raw).plain()
+    assert plain.speed == type(plain.speed)() and (plain.workers, plain.threads) == (2, 2)
+    assert plain.sources["synthetic"].cache is None and plain.stages[1].perceptual_every == 1
+    raw["speed"]["worker_nice"] = 40
+    with pytest.raises(RecipeError, match=r"speed\.worker_nice must be in 0\.\.19"):
+        parse_recipe(raw)
+
+
+def test_throughput_prints_each_phase_and_the_ratio(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    from edgedepth_train.__main__ import main
+
+    out = tmp_path / "t.json"
+    argv = ["throughput", "--recipe", "smoke", "--steps", "2", "--warmup", "1", "--json", str(out),
+            "--set", "speed.channels_last=true", "--set", "stages.*.perceptual_every=2"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "data   forward    losses  backward optimizer" in text and "ratio recipe / plain" in text
+    result = json.loads(out.read_text())
+    plain, fast = result["rows"]
+    assert plain["settings"]["channels_last"] is False and fast["settings"]["channels_last"] is True
+    assert fast["settings"]["perceptual_every"] == 2 and result["stage"] == "second"
+    assert all(v >= 0 for v in fast["step_ms"].values()) and fast["images_per_s"] > 0
+    assert main(["throughput", "--recipe", "smoke", "--stage", "third"]) == 2
+    assert "its stages: first, second" in capsys.readouterr().err

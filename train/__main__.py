@@ -20,7 +20,8 @@ from edgedepth.errors import EdgeDepthError
 from edgedepth.extras import MissingExtraError, require_extra
 from edgedepth.metrics import EVAL_LONG_SIDE
 
-SCENE_KINDS = ("furniture",)
+# render_cache.SCENE_KINDS, without importing torch before the train extra is checked (a test checks they agree)
+SCENE_KINDS = ("furniture", "procedural")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -31,8 +32,19 @@ def cmd_train(args: argparse.Namespace) -> None:
     trainer = Trainer(recipe, args.out, init_distributed())
     if args.resume:
         trainer.resume(args.resume)
-    trainer.fit(max_steps=args.max_steps)
+    fit(trainer, f"edgedepth-train train --recipe {args.recipe} --out {args.out}", args.max_steps)
     print(f"finished: {args.out}/checkpoint.safetensors ({trainer.images_per_s:.1f} img/s in the last stage)")
+
+
+def fit(trainer, command: str, max_steps: int | None) -> None:
+    """Train; on Ctrl-C the trainer has saved a checkpoint: say how to go on, and exit with 130."""
+    from .trainer import TrainingInterrupted
+
+    try:
+        trainer.fit(max_steps=max_steps)
+    except TrainingInterrupted as exc:
+        print(f"{exc}. Resume with:\n  {command} --resume {exc.checkpoint}", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
 
 
 def distill_recipe(args: argparse.Namespace) -> dict:
@@ -86,7 +98,8 @@ def cmd_distill(args: argparse.Namespace) -> None:
     trainer = Trainer(recipe, args.out, init_distributed())
     if args.resume:
         trainer.resume(args.resume)
-    trainer.fit(max_steps=args.max_steps)
+    # the run's recipe.yaml is this recipe, byte for byte: training resumes from it like any other
+    fit(trainer, f"edgedepth-train train --recipe {args.out}/recipe.yaml --out {args.out}", args.max_steps)
     print(f"finished: {args.out}/checkpoint.safetensors (the run's recipe: {args.out}/recipe.yaml)")
 
 
@@ -127,6 +140,12 @@ def cmd_eval_metric(args: argparse.Namespace) -> None:
     print(format_table(result))
     if args.json:
         atomic_write_bytes(args.json, json.dumps(result, indent=1).encode())
+
+
+def cmd_throughput(args: argparse.Namespace) -> None:
+    from .throughput import run
+
+    run(args)
 
 
 def cmd_render(args: argparse.Namespace) -> None:
@@ -265,6 +284,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="which points are sampled")
     p.add_argument("--json", help="write the table's numbers to this JSON file")
     p.set_defaults(func=cmd_eval_metric)
+    p = sub.add_parser(
+        "throughput", help="a recipe's training images/s, phase by phase, against the plain configuration"
+    )
+    p.add_argument("--recipe", required=True, help="a recipe file, or the name of a shipped one")
+    p.add_argument("--stage", help="the stage to measure (default: the last, with every loss term)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps before them")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE",
+        help="override a recipe key (YAML value), e.g. speed.precision=bf16 or stages.*.perceptual_every=2",
+    )  # fmt: skip
+    p.add_argument("--no-baseline", action="store_true", help="measure the recipe only, not the plain one")
+    p.add_argument("--json", help="write the measurements to this JSON file")
+    p.set_defaults(func=cmd_throughput)
     p = sub.add_parser("render", help="render labelled frames into a resumable, sharded cache")
     p.add_argument("--scenes", choices=SCENE_KINDS, default="furniture")
     p.add_argument("--frames", type=int, required=True, help="frames wanted in the cache (resumes, or adds)")
@@ -299,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_export)
     args = parser.parse_args(argv)
     try:  # torch and friends; an ONNX file is evaluated without them, and rendering names its own needs
-        if args.command in ("train", "distill", "export") or (args.command == "eval" and not args.onnx):
+        if args.command in ("train", "distill", "export", "throughput") or (
+            args.command == "eval" and not args.onnx
+        ):
             require_extra("train", f"edgedepth-train {args.command}")
     except MissingExtraError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -58,6 +58,8 @@ class SourceConfig:
     crops: int = 2
     crop_scale: tuple[float, float] = (0.35, 0.65)
     label_size: tuple[int, int] = (192, 256)
+    # synthetic: a render cache of these scenes (``edgedepth-train render --scenes procedural``) to read
+    # instead of rendering each frame while training; pseudo: the pseudo-label cache folder (see above)
     cache: str | None = None
 
 
@@ -75,10 +77,28 @@ class StageConfig:
     weight_decay: float = 0.01
     weighting: Literal["uncertainty", "none"] = "uncertainty"
     perceptual_downsample: int = 2
+    perceptual_every: int = 1  # compute the perceptual term on every k-th step only (speed)
     # the distillation normalisation (train/losses/distill.py)
     distill_norm: Literal["hybrid", "global", "local", "none"] = DEFAULT_NORMALIZATION
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)  # rendered sources only
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    """How a step is computed, not what it computes (``edgedepth-train throughput`` measures each lever).
+
+    ``channels_last``: NHWC activations and weights (oneDNN's fast layout on CPU). ``precision``: ``bf16``
+    runs the model's forward under bfloat16 autocast (master weights, optimiser and losses stay fp32);
+    ``auto`` does so only where oneDNN reports native bf16 support. ``compile``: ``torch.compile`` the
+    model. ``worker_nice``: niceness added to data-loader workers, so that on a small CPU the training
+    threads keep the cores and the workers fill the queue in their gaps.
+    """
+
+    channels_last: bool = False
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    compile: bool = False
+    worker_nice: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,8 @@ class Recipe:
     workers: int = 2
     threads: int = 2
     checkpoint_every: int = 250
+    snapshot_every: int = 0  # keep the model weights every N global steps (0: never), for a training curve
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
     export_size: tuple[int, int] | None = None  # None: the model config's input size
     sha256: str = field(default="", compare=False)
 
@@ -105,6 +127,19 @@ class Recipe:
     @property
     def total_iterations(self) -> int:
         return self.stage_start(len(self.stages))
+
+    def plain(self) -> Recipe:
+        """This recipe as it trained before the speed levers, the baseline that ``throughput`` measures
+        against: fp32, contiguous, two loader workers at normal priority and two threads, procedural scenes
+        rendered while training, and the perceptual term on every step."""
+        sources = {
+            n: dataclasses.replace(s, cache=None) if s.kind == "synthetic" else s
+            for n, s in self.sources.items()
+        }
+        stages = tuple(dataclasses.replace(st, perceptual_every=1) for st in self.stages)
+        return dataclasses.replace(
+            self, speed=SpeedConfig(), workers=2, threads=2, sources=sources, stages=stages
+        )
 
 
 def recipe_path(path: str | Path) -> Path:
@@ -165,6 +200,8 @@ def _check(recipe: Recipe, source: str) -> None:
                 raise RecipeError(f"{where}.data.{name} names no source; sources: {choices(recipe.sources)}")
         if stage.iterations < 1:
             raise RecipeError(f"{where}.iterations must be >= 1")
+        if stage.perceptual_every < 1:
+            raise RecipeError(f"{where}.perceptual_every must be >= 1")
         if any(s % 32 for s in stage.resolution):
             raise RecipeError(f"{where}.resolution={list(stage.resolution)} must be multiples of 32")
         if not stage.data or min(stage.data.values()) < 0 or sum(stage.data.values()) <= 0:
@@ -175,6 +212,8 @@ def _check(recipe: Recipe, source: str) -> None:
             raise RecipeError(f"{where}.losses.{distills[0]} needs a pseudo source in {where}.data")
         if pseudo and not distills:
             raise RecipeError(f"{where}.data has a pseudo source but no loss in {choices(DISTILL_LOSSES)}")
+    if not 0 <= recipe.speed.worker_nice <= 19:
+        raise RecipeError(f"{source}: speed.worker_nice must be in 0..19, got {recipe.speed.worker_nice}")
     for name, src in recipe.sources.items():
         if src.kind == "pseudo" and (src.teacher is None or (src.images is None and src.videos is None)):
             raise RecipeError(f"{source}: sources.{name} (pseudo) needs a teacher and images or videos")

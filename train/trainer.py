@@ -8,12 +8,11 @@ exactly as an uninterrupted one would, whatever the worker count.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from .data.loader import StepSampler, make_loader
 from .data.stage_data import StageData
 from .export import model_spec
 from .losses import LOSSES, DynamicTaskWeighting
@@ -34,6 +33,7 @@ from .models.efficientdepth import EfficientDepth
 from .models.head import mixture_readout
 from .models.registry import build_model
 from .recipe import DISTILL_LOSSES, Recipe, StageConfig
+from .speed import PhaseClock, StopRequest, autocast, compiled, memory_format
 
 log = logging.getLogger(__name__)
 
@@ -41,52 +41,12 @@ log = logging.getLogger(__name__)
 SELF_WEIGHTED_LOSSES = ("laplace_nll",)
 
 
-class StepSampler(Sampler[int]):
-    """Global sample indices for steps ``start..stop`` of one rank: step k, rank r -> (k*world + r)*B + j."""
+class TrainingInterrupted(Exception):
+    """Ctrl-C stopped training after a whole step; ``checkpoint`` holds the state to resume from."""
 
-    def __init__(self, start: int, stop: int, batch: int, rank: int = 0, world: int = 1) -> None:
-        self.start, self.stop, self.batch, self.rank, self.world = start, stop, batch, rank, world
-
-    def __iter__(self) -> Iterator[int]:
-        for step in range(self.start, self.stop):
-            base = (step * self.world + self.rank) * self.batch
-            yield from range(base, base + self.batch)
-
-    def __len__(self) -> int:
-        return (self.stop - self.start) * self.batch
-
-
-def _single_threaded_worker(_: int) -> None:
-    """Loader workers render and decode; OpenCV's own thread pool would oversubscribe the cores."""
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
-def make_loader(
-    data: Dataset, batch_size: int, sampler: Sampler[int] | None, workers: int, timeout_s: float = 0.0
-) -> DataLoader:
-    """A DataLoader whose forked workers cannot inherit a running OpenCV thread pool.
-
-    A worker forked while this process's OpenCV pool is running inherits the pool's locks but not its
-    threads, and deadlocks the first time it touches the pool (``cv2.setNumThreads`` in the worker hung at
-    step 0 in 7 of 8 runs). So this process's pool is stopped first: here OpenCV only serves the workers,
-    which do the decoding and rendering. Workers are forked when iteration starts.
-    """
-    if workers:
-        import cv2
-
-        cv2.setNumThreads(1)
-    return DataLoader(
-        data,
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        persistent_workers=False,
-        prefetch_factor=4 if workers else None,
-        worker_init_fn=_single_threaded_worker,
-        timeout=timeout_s,
-    )
+    def __init__(self, checkpoint: Path, stage: str, step: int) -> None:
+        super().__init__(f"interrupted in stage {stage} at step {step}; saved {checkpoint}")
+        self.checkpoint = checkpoint
 
 
 def lr_factor(step: int, stage: StageConfig) -> float:
@@ -135,6 +95,7 @@ class Trainer:
             self.model.load_state_dict(load_model_weights(Path(recipe.init).expanduser()))
         if recipe.freeze_encoder_bn is not None and hasattr(self.model.encoder, "freeze_bn"):
             self.model.encoder.freeze_bn = recipe.freeze_encoder_bn
+        self.model.to(memory_format=memory_format(recipe.speed))
         self.spec = model_spec(self.model, recipe.export_size)
         self.stage_index, self.step = 0, 0  # step within the stage
         self.images_per_s = 0.0
@@ -143,6 +104,7 @@ class Trainer:
     def _setup_stage(self) -> None:
         stage = self.recipe.stages[self.stage_index]
         self.losses = {n: self._make_loss(n, stage) for n in stage.losses}
+        self.perceptual_every = stage.perceptual_every
         self.weighting = DynamicTaskWeighting(
             list(stage.losses), stage.losses, mode=stage.weighting, fixed=SELF_WEIGHTED_LOSSES
         )
@@ -160,25 +122,31 @@ class Trainer:
     def _make_loss(self, name: str, stage: StageConfig) -> torch.nn.Module:
         if name in DISTILL_LOSSES:
             return DistillLoss(stage.distill_norm).to(self.dist.device)
-        if name == "perceptual":
-            return LOSSES[name](downsample=stage.perceptual_downsample).to(self.dist.device)
+        if name == "perceptual":  # a frozen conv net: the same layout as the model's
+            loss = LOSSES[name](downsample=stage.perceptual_downsample).to(self.dist.device)
+            return loss.to(memory_format=memory_format(self.recipe.speed))
         return LOSSES[name]().to(self.dist.device)
 
-    def compute_losses(
-        self, model: torch.nn.Module, batch: dict[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
-        """Every loss term of the current stage that has data in this batch.
-
-        Ground-truth terms use the labelled samples; distillation terms the pseudo-labelled ones. The
-        shared-context crops go through the model in the same forward pass as the full images (one forward
-        per step, as DDP wants). A term without data in the batch is left out, so its learned weight does
-        not drift.
-        """
+    def forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The model's mixture parameters for the batch's images and, in a stage with the shared-context
+        term, its crops after them (one forward per step, as DDP wants); fp32 whatever the autocast."""
         crops = batch.get("has_crop")
         images = batch["image"]
         if crops is not None and "distill_shared" in self.losses:
             images = torch.cat([images, batch["crop_image"][crops]])
-        params = model(images)
+        with autocast(self.recipe.speed, self.dist.device):
+            params = model(images.contiguous(memory_format=memory_format(self.recipe.speed)))
+        return params.float()
+
+    def compute_losses(self, params: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every loss term of the current stage that has data in this batch, from :meth:`forward`'s output.
+
+        Ground-truth terms use the labelled samples; distillation terms the pseudo-labelled ones. A term
+        without data in the batch is left out, so its learned weight does not drift; so is the perceptual
+        term on the steps that ``perceptual_every`` skips.
+        """
+        crops = batch.get("has_crop")
+        skip = {"perceptual"} if self.step % self.perceptual_every else set()
         n = batch["image"].shape[0]
         inv = mixture_readout(params)[0]
         out: dict[str, torch.Tensor] = {}
@@ -186,6 +154,8 @@ class Trainer:
         if labelled.any():
             p, target, mask = params[:n][labelled], batch["inverse_depth"][labelled], batch["mask"][labelled]
             for name, loss in self.losses.items():
+                if name in skip:
+                    continue
                 if name == "laplace_nll":
                     out[name] = loss(p, target, mask)
                 elif name == "edge_huber":
@@ -241,32 +211,83 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------------------
     def fit(self, max_steps: int | None = None) -> None:
-        """Train through the remaining stages; ``max_steps`` stops early (for tests and smoke runs)."""
+        """Train through the remaining stages; ``max_steps`` stops early (for tests and smoke runs).
+
+        Ctrl-C finishes the current step, saves ``checkpoint.safetensors`` and raises TrainingInterrupted
+        (in a single process; under torchrun the ranks stop as torchrun stops them).
+        """
+        model = self.prepare()
+        done = 0
+        stop_request = StopRequest()
+        with stop_request.installed() if self.dist.world == 1 else contextlib.nullcontext():
+            while self.stage_index < len(self.recipe.stages):
+                stage = self.recipe.stages[self.stage_index]
+                stop = (
+                    stage.iterations
+                    if max_steps is None
+                    else min(stage.iterations, self.step + max_steps - done)
+                )
+                done += self.run_steps(model, stage, stop, stop_request=stop_request)
+                if stop_request.requested:
+                    path = self.out / "checkpoint.safetensors"
+                    self.save(path)
+                    raise TrainingInterrupted(path, stage.name, self.step)
+                if self.step < stage.iterations:
+                    break  # stopped early by max_steps
+                self.save(self.out / f"stage{self.stage_index}-{stage.name}.safetensors")
+                self.stage_index, self.step = self.stage_index + 1, 0
+                if self.stage_index < len(self.recipe.stages):
+                    self._setup_stage()
+        self.save(self.out / "checkpoint.safetensors")
+
+    def prepare(self) -> torch.nn.Module:
+        """Thread count, the current stage's optimiser and losses, and the module that runs the forward pass
+        (DDP-wrapped under torchrun, compiled where the recipe asks)."""
         torch.set_num_threads(self.recipe.threads)
+        if not hasattr(self, "optimizer"):
+            self._setup_stage()
         ddp = (
             DistributedDataParallel(self.model, broadcast_buffers=True) if self.dist.world > 1 else self.model
         )
-        done = 0
-        if not hasattr(self, "optimizer"):
-            self._setup_stage()
-        while self.stage_index < len(self.recipe.stages):
-            stage = self.recipe.stages[self.stage_index]
-            stop = (
-                stage.iterations if max_steps is None else min(stage.iterations, self.step + max_steps - done)
-            )
-            done += self._run_stage(ddp, stage, stop)
-            if self.step < stage.iterations:
-                break  # stopped early by max_steps
-            self.save(self.out / f"stage{self.stage_index}-{stage.name}.safetensors")
-            self.stage_index, self.step = self.stage_index + 1, 0
-            if self.stage_index < len(self.recipe.stages):
-                self._setup_stage()
-        self.save(self.out / "checkpoint.safetensors")
+        return compiled(ddp, self.recipe.speed)
 
-    def _run_stage(self, ddp: torch.nn.Module, stage: StageConfig, stop: int) -> int:
+    def train_step(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], clock: PhaseClock):
+        """One optimisation step on a batch already on the device; returns (terms, total, weights)."""
+        global_step = self.recipe.stage_start(self.stage_index) + self.step
+        torch.manual_seed(self.recipe.seed * 1_000_003 + global_step * 7919 + self.dist.rank)
+        params = self.forward(model, batch)
+        clock.lap("forward")
+        terms = self.compute_losses(params, batch)
+        total, weights = self.weighting(terms)
+        clock.lap("losses")
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self._sync_weighting_grads()
+        clock.lap("backward")
+        self.optimizer.step()
+        self.scheduler.step()
+        clock.lap("optimizer")
+        clock.step_done()
+        return terms, total, weights
+
+    def run_steps(
+        self,
+        model: torch.nn.Module,
+        stage: StageConfig,
+        stop: int,
+        clock: PhaseClock | None = None,
+        stop_request: StopRequest | None = None,
+    ) -> int:
+        """Steps ``self.step..stop`` of the current stage (fewer when a stop is requested); returns how many."""
         data = StageData(self.recipe, self.stage_index, self.spec)
         sampler = StepSampler(self.step, stop, self.recipe.batch_size, self.dist.rank, self.dist.world)
-        loader = make_loader(data, self.recipe.batch_size, sampler, self.recipe.workers)
+        loader = make_loader(
+            data,
+            self.recipe.batch_size,
+            sampler,
+            self.recipe.workers,
+            worker_nice=self.recipe.speed.worker_nice,
+        )
         bar = tqdm(
             total=stage.iterations,
             initial=self.step,
@@ -276,21 +297,16 @@ class Trainer:
             mininterval=5.0,
         )
         self.model.train()
-        start_step, t0 = self.step, time.perf_counter()
-        for batch in loader:
+        clock = clock or PhaseClock(warmup=1)  # the first step waits for the workers to start
+        start_step, batch_images = self.step, self.recipe.batch_size * self.dist.world
+        batches = iter(loader)
+        while self.step < stop and not (stop_request and stop_request.requested):
+            batch = next(batches)
             batch = {k: v.to(self.dist.device) for k, v in batch.items()}
-            global_step = self.recipe.stage_start(self.stage_index) + self.step
-            torch.manual_seed(self.recipe.seed * 1_000_003 + global_step * 7919 + self.dist.rank)
-            terms = self.compute_losses(ddp, batch)
-            total, weights = self.weighting(terms)
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            self._sync_weighting_grads()
-            self.optimizer.step()
-            self.scheduler.step()
+            clock.lap("data")
+            terms, total, weights = self.train_step(model, batch, clock)
             self.step += 1
-            seen = (self.step - start_step) * self.recipe.batch_size * self.dist.world
-            self.images_per_s = seen / (time.perf_counter() - t0)
+            self.images_per_s = clock.images_per_s(batch_images)
             if self.dist.main:
                 bar.update(1)
                 bar.set_postfix(
@@ -303,6 +319,7 @@ class Trainer:
                             "step": self.step,
                             "total": total.item(),
                             "img_per_s": self.images_per_s,
+                            "ms": {k: round(v, 1) for k, v in clock.step_ms.items()},
                             "lr": self.scheduler.get_last_lr()[1],
                             **{k: v.item() for k, v in terms.items()},
                             **{f"w_{k}": v for k, v in weights.items()},
@@ -314,8 +331,22 @@ class Trainer:
                               f"{self.images_per_s:.1f} img/s", file=sys.stderr, flush=True)  # fmt: skip
             if self.step % self.recipe.checkpoint_every == 0 and self.step < stage.iterations:
                 self.save(self.out / "checkpoint.safetensors")
+            self._snapshot()
         bar.close()
         return self.step - start_step
+
+    def _snapshot(self) -> None:
+        """Every ``snapshot_every`` global steps, keep the model's weights for the training curve."""
+        every = self.recipe.snapshot_every
+        global_step = self.recipe.stage_start(self.stage_index) + self.step
+        if not every or global_step % every or not self.dist.main:
+            return
+        images = global_step * self.recipe.batch_size * self.dist.world
+        save_checkpoint(
+            self.out / "snapshots" / f"step{global_step:07d}.safetensors",
+            {"model": self.model.state_dict(), "progress": {"step": global_step, "images": images}},
+            metadata={"model": self.recipe.model, "recipe": self.recipe.name, "images": str(images)},
+        )
 
     def _sync_weighting_grads(self) -> None:
         """DDP averages the model's gradients; the loss-weighting parameters live outside it."""

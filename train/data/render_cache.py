@@ -38,9 +38,14 @@ from .rgbd import Sample, SkippingDataset
 
 log = logging.getLogger(__name__)
 
-#: Bump whenever the frames rendered for a given seed change (scene sampling, renderer, encoding).
-RENDERER_VERSION = "furniture-2"
-SCENE_KINDS = ("furniture",)
+#: Per scene kind; bump whenever the frames rendered for a given seed change (scene sampling, renderer,
+#: encoding). ``furniture``: pyrender scenes of furniture models; ``procedural``: the ray-cast scenes of
+#: ``synthetic.py``, pre-rendered so that nothing is generated while training.
+RENDERER_VERSIONS = {"furniture": "furniture-2", "procedural": "procedural-1"}
+RENDERER_VERSION = RENDERER_VERSIONS["furniture"]
+SCENE_KINDS = tuple(RENDERER_VERSIONS)
+#: What a frame of each scene kind is, as a training sample's ``source`` (appearance randomisation uses it).
+SAMPLE_SOURCE = {"furniture": "furniture", "procedural": "synthetic"}
 DEFAULT_CACHE_ROOT = Path("~/.cache/edgedepth/renders")
 MANIFEST = "manifest.json"
 
@@ -55,7 +60,15 @@ class CacheKey:
     views_per_scene: int = 7
     shard_frames: int = 64
     shadows: bool = True
-    renderer: str = RENDERER_VERSION
+    renderer: str = ""  # "": the scene kind's current version
+
+    def __post_init__(self) -> None:
+        if self.scenes not in RENDERER_VERSIONS:
+            raise DataError(
+                f"scenes={self.scenes!r} is not a scene kind; choose one of {', '.join(SCENE_KINDS)}"
+            )
+        if not self.renderer:
+            object.__setattr__(self, "renderer", RENDERER_VERSIONS[self.scenes])
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "size": list(self.size)}
@@ -106,10 +119,14 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(key: CacheKey, asset_dir: str, texture_dir: str | None, workers: int) -> None:
-    """Each render process owns one OpenGL context, the catalogue and the room textures. Mesa's llvmpipe
-    rasterises with one thread per core by default; with several render processes that oversubscribes."""
+    """Each furniture render process owns one OpenGL context, the catalogue and the room textures. Mesa's
+    llvmpipe rasterises with one thread per core by default; with several render processes that
+    oversubscribes. Procedural scenes need only the texture folder."""
     os.environ.setdefault("LP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     cv2.setNumThreads(1)
+    _WORKER.update(key=key, texture_dir=texture_dir)
+    if key.scenes == "procedural":
+        return
     from .assets import load_catalogue
     from .gl_render import FurnitureRenderer, texture_images
 
@@ -124,20 +141,10 @@ def _init_worker(key: CacheKey, asset_dir: str, texture_dir: str | None, workers
 def render_shard(index: int, out: Path) -> tuple[str, int, str, int, list[str]]:
     """Render and atomically write shard ``index``; returns (name, frames, sha256, scenes rendered, models
     skipped so far by this worker because their geometry or textures could not be used)."""
-    from .furniture_scenes import sample_furniture_scene
-
     key: CacheKey = _WORKER["key"]
-    renderer = _WORKER["renderer"]
-    h, w = key.size
-    frames: list[Any] = []
-    scene_index = 0
-    while len(frames) < key.shard_frames:
-        if scene_index > 20 + 4 * key.shard_frames:
-            raise DataError(f"shard {index}: {scene_index} scenes gave only {len(frames)} acceptable views")
-        rng = np.random.default_rng([key.seed, index, scene_index])
-        scene = sample_furniture_scene(rng, _WORKER["catalogue"], h, w, len(renderer.textures))
-        frames += renderer.render(scene, key.views_per_scene)[: key.shard_frames - len(frames)]
-        scene_index += 1
+    frames, scene_index = (_procedural_frames if key.scenes == "procedural" else _furniture_frames)(
+        index, key
+    )
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for k, frame in enumerate(frames):
@@ -154,8 +161,40 @@ def render_shard(index: int, out: Path) -> tuple[str, int, str, int, list[str]]:
                 tar.addfile(info, io.BytesIO(data))
     data = buf.getvalue()
     atomic_write_bytes(out / shard_name(index), data)
-    skipped = sorted(renderer.skipped_models)
+    skipped = sorted(_WORKER["renderer"].skipped_models) if "renderer" in _WORKER else []
     return shard_name(index), len(frames), hashlib.sha256(data).hexdigest(), scene_index, skipped
+
+
+def _furniture_frames(index: int, key: CacheKey) -> tuple[list[Any], int]:
+    """Views of furniture scenes ``(seed, index, 0..)`` until the shard is full; returns (frames, scenes)."""
+    from .furniture_scenes import sample_furniture_scene
+
+    renderer = _WORKER["renderer"]
+    h, w = key.size
+    frames: list[Any] = []
+    scene_index = 0
+    while len(frames) < key.shard_frames:
+        if scene_index > 20 + 4 * key.shard_frames:
+            raise DataError(f"shard {index}: {scene_index} scenes gave only {len(frames)} acceptable views")
+        rng = np.random.default_rng([key.seed, index, scene_index])
+        scene = sample_furniture_scene(rng, _WORKER["catalogue"], h, w, len(renderer.textures))
+        frames += renderer.render(scene, key.views_per_scene)[: key.shard_frames - len(frames)]
+        scene_index += 1
+    return frames, scene_index
+
+
+def _procedural_frames(index: int, key: CacheKey) -> tuple[list[Any], int]:
+    """Frame f of the cache is the procedural dataset's item f (``SyntheticRGBD``), rendered at the cache's
+    size: one scene per frame, so ``views_per_scene`` does not apply."""
+    from .synthetic import render_frame
+
+    first = index * key.shard_frames
+    h, w = key.size
+    frames = [
+        render_frame(key.seed * 1_000_003 + f, h, w, _WORKER["texture_dir"])
+        for f in range(first, first + key.shard_frames)
+    ]
+    return frames, len(frames)
 
 
 def render_cache(
@@ -170,7 +209,8 @@ def render_cache(
     if frames < 1:
         raise DataError(f"--frames must be >= 1, got {frames}")
     asset_dir = asset_dir or str(ASSET_DIR)
-    library_paths(asset_dir)  # fail before starting processes when the asset package is absent
+    if key.scenes == "furniture":
+        library_paths(asset_dir)  # fail before starting processes when the asset package is absent
     root = Path(out).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(root) or {"key": key.as_dict(), "shards": {}}
@@ -220,30 +260,37 @@ def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
 
 
 class CachedFrames(SkippingDataset):
-    """Frames of a render cache as raw samples ``{"bgr", "depth_m", "source": "furniture"}``.
+    """Frames of a render cache as raw samples ``{"bgr", "depth_m", "source"}`` (``source``: ``furniture``, or
+    ``synthetic`` for procedural scenes, as if rendered while training).
 
     Shards are verified by sha256 when opened: a corrupt or missing one is skipped and counted in
     ``skipped_shards``. Members are read by offset with ``os.pread``, so forked loader workers share nothing.
     ``limit`` keeps only the first frames, to measure how much the amount of rendered data matters.
     """
 
-    source = "furniture"
-
-    def __init__(self, root: str | Path, expect: CacheKey | None = None, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        expect: CacheKey | None = None,
+        limit: int | None = None,
+        scenes: str | None = None,
+    ) -> None:
         super().__init__()
         self.root = Path(root).expanduser()
         manifest = read_manifest(self.root)
         if manifest is None:
-            hint = (expect or CacheKey()).render_command(self.root, 20000)
+            hint = (expect or CacheKey(scenes=scenes or "furniture")).render_command(self.root, 20000)
             raise DataError(
                 f"render cache {self.root} does not exist or has no {MANIFEST}; render it with `{hint}`"
             )
         found = manifest["key"]
-        if found.get("renderer") != RENDERER_VERSION:
-            key = CacheKey(
-                **{**found, "size": tuple(found.get("size", (240, 320))), "renderer": RENDERER_VERSION}
-            )
+        kind = found.get("scenes", "furniture")
+        if kind not in RENDERER_VERSIONS or found.get("renderer") != RENDERER_VERSIONS[kind]:
+            key = CacheKey(**{**found, "size": tuple(found.get("size", (240, 320))), "renderer": ""})
             check_key(self.root, found, key, int(manifest.get("frames_requested", 20000)))
+        if scenes is not None and found.get("scenes") != scenes:
+            raise DataError(f"render cache {self.root} holds {found.get('scenes')!r} scenes, not {scenes!r}")
+        self.source = SAMPLE_SOURCE[found.get("scenes", "furniture")]
         if expect is not None:
             check_key(self.root, found, expect, int(manifest.get("frames_requested", 20000)))
         self.skipped_shards: list[str] = []

@@ -39,6 +39,8 @@ def open_source(cfg: SourceConfig, size: tuple[int, int], seed: int, threads: in
     """
     if cfg.kind == "pseudo":
         return open_pseudo(cfg, seed, threads)
+    if cfg.kind == "synthetic" and cfg.cache is not None:  # pre-rendered: nothing is generated while training
+        return CachedFrames(cfg.cache, limit=cfg.length, scenes="procedural")
     if cfg.kind == "synthetic":
         return SyntheticRGBD(cfg.length, size=size, seed=seed, texture_dir=cfg.texture_dir)
     if cfg.kind in ("rgbd", "cached"):
