@@ -303,3 +303,28 @@ def test_throughput_prints_each_phase_and_the_ratio(tmp_path: Path, capsys: pyte
     assert all(v >= 0 for v in fast["step_ms"].values()) and fast["images_per_s"] > 0
     assert main(["throughput", "--recipe", "smoke", "--stage", "third"]) == 2
     assert "its stages: first, second" in capsys.readouterr().err
+
+
+def test_a_recipe_gives_only_what_differs_from_its_base(tmp_path: Path) -> None:
+    from edgedepth_train.recipe import read_recipe
+
+    (tmp_path / "base.yaml").write_text((RECIPES_DIR / "smoke.yaml").read_text())
+    (tmp_path / "child.yaml").write_text(
+        "base: base.yaml\nname: child\nseed: 3\nsources:\n  synthetic: {length: 10}\n"
+        "stages:\n  - {}\n  - {iterations: 9, losses: {ssi_l1: 2.0}}\n"
+    )
+    child, base = load_recipe(tmp_path / "child.yaml"), load_recipe(tmp_path / "base.yaml")
+    assert (child.name, child.seed, child.sources["synthetic"].length) == ("child", 3, 10)
+    assert child.sources["synthetic"].texture_dir is None  # kept from the base
+    assert child.stages[0] == base.stages[0] and child.stages[1].iterations == 9
+    assert child.stages[1].losses == {**base.stages[1].losses, "ssi_l1": 2.0}  # mappings merge by key
+    assert child.stages[1].weighting == "none"
+    before = child.sha256  # the sha256 covers the base: editing the base changes the child's
+    (tmp_path / "base.yaml").write_text((RECIPES_DIR / "smoke.yaml").read_text() + "\n# edited\n")
+    assert read_recipe(tmp_path / "child.yaml")[1] != before
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(RecipeError, match="leads back to itself"):
+        load_recipe(tmp_path / "loop.yaml")
+    (tmp_path / "orphan.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(RecipeError, match="nowhere.yaml does not exist"):
+        load_recipe(tmp_path / "orphan.yaml")

@@ -50,9 +50,9 @@ def fit(trainer, command: str, max_steps: int | None) -> None:
 def distill_recipe(args: argparse.Namespace) -> dict:
     """The shipped ``distill`` recipe (or ``--recipe``) with the command line's teacher, images and student."""
     from .losses.distill import DEFAULT_NORMALIZATION
-    from .recipe import read_yaml, recipe_path
+    from .recipe import read_recipe
 
-    raw = read_yaml(recipe_path(args.recipe))
+    raw = read_recipe(args.recipe)[0]
     pseudo = [n for n, s in raw["sources"].items() if s.get("kind") == "pseudo"]
     if len(pseudo) != 1:
         raise EdgeDepthError(f"--recipe {args.recipe}: needs exactly one source of kind pseudo")

@@ -2,7 +2,8 @@
 
 A recipe names the model, the data sources and a list of stages; each stage has its own data mix, loss
 weights, resolution, learning-rate schedule and iteration count. Any unknown, missing or ill-typed key
-raises ``RecipeError`` naming the key's path (e.g. ``stages[1].losses.lpips``). Relative paths in a
+raises ``RecipeError`` naming the key's path (e.g. ``stages[1].losses.lpips``). A recipe may start from
+another (``base: other.yaml``) and give only what differs; see :func:`merge`. Relative paths in a
 recipe resolve against the working directory (run from the repository root).
 """
 
@@ -160,11 +161,38 @@ def read_yaml(path: Path) -> Any:
         raise RecipeError(f"{path}: invalid YAML: {exc}") from None
 
 
+def merge(base: Any, over: Any) -> Any:
+    """``over`` on top of ``base``: mappings merge key by key, a list of mappings merges item by item
+    with a base list of the same length (stages), anything else replaces."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: merge(base[k], v) if k in base else v for k, v in over.items()}}
+    if isinstance(base, list) and isinstance(over, list) and len(base) == len(over):
+        if all(isinstance(x, dict) for x in [*base, *over]):
+            return [merge(b, o) for b, o in zip(base, over, strict=True)]
+    return over
+
+
+def read_recipe(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], str]:
+    """A recipe's raw mapping with its ``base:`` (a recipe file relative to this one, or a shipped name)
+    resolved, and its sha256: the file's bytes, chained with its base's sha256 when it has one."""
+    path = recipe_path(path)
+    raw = read_yaml(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if not isinstance(raw, dict) or "base" not in raw:
+        return raw, digest
+    ref = str(raw.pop("base"))
+    base = path.parent / ref if (path.parent / ref).is_file() else Path(ref)
+    if recipe_path(base).resolve() in [p.resolve() for p in (*_chain, path)]:
+        raise RecipeError(f"{path}: base {ref} leads back to itself")
+    base_raw, base_digest = read_recipe(base, (*_chain, path))
+    return merge(base_raw, raw), hashlib.sha256(f"{digest}:{base_digest}".encode()).hexdigest()
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe; a bare name (``efficientdepth-s``) means a shipped recipe."""
-    path = recipe_path(path)
-    recipe = parse_recipe(read_yaml(path), source=str(path))
-    return dataclasses.replace(recipe, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    raw, digest = read_recipe(path)
+    recipe = parse_recipe(raw, source=str(recipe_path(path)))
+    return dataclasses.replace(recipe, sha256=digest)
 
 
 def recipe_from_dict(raw: dict[str, Any], source: str) -> Recipe:

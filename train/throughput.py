@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .errors import RecipeError
-from .recipe import Recipe, parse_recipe, read_yaml, recipe_path
+from .recipe import Recipe, parse_recipe, read_recipe
 from .speed import PHASES, PhaseClock, uses_bf16
 
 
@@ -54,7 +54,7 @@ def override(raw: dict[str, Any], assignment: str) -> None:
 
 
 def load_with_overrides(path: str, assignments: list[str]) -> Recipe:
-    raw = read_yaml(recipe_path(path))
+    raw = read_recipe(path)[0]
     for assignment in assignments:
         override(raw, assignment)
     return parse_recipe(raw, source=f"{path} with --set {' '.join(assignments)}" if assignments else path)
