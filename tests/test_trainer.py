@@ -237,7 +237,7 @@ def test_ctrl_c_saves_and_resuming_equals_the_uninterrupted_run(
 
     real_step = Trainer.train_step
 
-    def step_with_ctrl_c(self, model, batch, clock):  # noqa: ANN001, ANN202
+    def step_with_ctrl_c(self, model, batch, clock):
         if self.stage_index == 0 and self.step == 2:
             os.kill(os.getpid(), signal.SIGINT)  # arrives while the step runs
         return real_step(self, model, batch, clock)
@@ -248,8 +248,10 @@ def test_ctrl_c_saves_and_resuming_equals_the_uninterrupted_run(
         main(["train", "--recipe", str(recipe_file), "--out", str(run)])
     assert stopped.value.code == 130
     err = capsys.readouterr().err
-    command = f"edgedepth-train train --recipe {recipe_file} --out {run} --resume {run}/checkpoint.safetensors"
-    assert "interrupted in stage first at step 3" in err and command in err
+    command = (
+        f"edgedepth-train train --recipe {recipe_file} --out {run} --resume {run}/checkpoint.safetensors"
+    )
+    assert "interrupted: stopped in stage first at step 3" in err and command in err
     assert load_checkpoint(run / "checkpoint.safetensors")["progress"]["step"] == 3
     monkeypatch.setattr(Trainer, "train_step", real_step)
     assert main(command.split()[1:]) == 0
@@ -326,5 +328,5 @@ def test_a_recipe_gives_only_what_differs_from_its_base(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match="leads back to itself"):
         load_recipe(tmp_path / "loop.yaml")
     (tmp_path / "orphan.yaml").write_text("base: nowhere.yaml\n")
-    with pytest.raises(RecipeError, match="nowhere.yaml does not exist"):
+    with pytest.raises(RecipeError, match=r"nowhere\.yaml does not exist"):
         load_recipe(tmp_path / "orphan.yaml")

@@ -28,23 +28,48 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .recipe import load_recipe
     from .trainer import Trainer, init_distributed
 
-    recipe = load_recipe(args.recipe)
+    if args.set:  # the run folder keeps the recipe it really trained with; resuming reads that one
+        from .recipe import load_with_overrides
+
+        raw = load_with_overrides(args.recipe, args.set)
+        recipe, recipe_file = (
+            write_run_recipe(raw, args.out, f"{args.recipe} with --set"),
+            f"{args.out}/recipe.yaml",
+        )
+    else:
+        recipe, recipe_file = load_recipe(args.recipe), args.recipe
     trainer = Trainer(recipe, args.out, init_distributed())
     if args.resume:
         trainer.resume(args.resume)
-    fit(trainer, f"edgedepth-train train --recipe {args.recipe} --out {args.out}", args.max_steps)
+    fit(trainer, f"edgedepth-train train --recipe {recipe_file} --out {args.out}", args)
     print(f"finished: {args.out}/checkpoint.safetensors ({trainer.images_per_s:.1f} img/s in the last stage)")
 
 
-def fit(trainer, command: str, max_steps: int | None) -> None:
-    """Train; on Ctrl-C the trainer has saved a checkpoint: say how to go on, and exit with 130."""
+def write_run_recipe(raw: dict, out: str, source: str):
+    """Validate a recipe built on the command line and keep it as ``OUT/recipe.yaml``, byte for byte what
+    its sha256 covers, so that ``--recipe OUT/recipe.yaml`` resumes the run."""
+    import yaml
+
+    from edgedepth.fileio import atomic_write_bytes
+
+    from .recipe import recipe_from_dict
+
+    recipe = recipe_from_dict(raw, source=source)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(Path(out) / "recipe.yaml", yaml.safe_dump(raw, sort_keys=False).encode())
+    return recipe
+
+
+def fit(trainer, command: str, args: argparse.Namespace) -> None:
+    """Train. Ctrl-C or ``--max-minutes`` leaves a checkpoint: say how to go on; Ctrl-C exits with 130."""
     from .trainer import TrainingInterrupted
 
     try:
-        trainer.fit(max_steps=max_steps)
+        trainer.fit(max_steps=args.max_steps, max_minutes=args.max_minutes)
     except TrainingInterrupted as exc:
         print(f"{exc}. Resume with:\n  {command} --resume {exc.checkpoint}", file=sys.stderr, flush=True)
-        raise SystemExit(130) from None
+        if exc.reason != "time limit":
+            raise SystemExit(130) from None
 
 
 def distill_recipe(args: argparse.Namespace) -> dict:
@@ -84,22 +109,16 @@ def distill_recipe(args: argparse.Namespace) -> dict:
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
-    import yaml
 
-    from edgedepth.fileio import atomic_write_bytes
-
-    from .recipe import recipe_from_dict
     from .trainer import Trainer, init_distributed
 
-    raw = distill_recipe(args)
-    recipe = recipe_from_dict(raw, source=f"{args.recipe} with the command line's options")
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(Path(args.out) / "recipe.yaml", yaml.safe_dump(raw, sort_keys=False).encode())
+    recipe = write_run_recipe(
+        distill_recipe(args), args.out, f"{args.recipe} with the command line's options"
+    )
     trainer = Trainer(recipe, args.out, init_distributed())
     if args.resume:
         trainer.resume(args.resume)
-    # the run's recipe.yaml is this recipe, byte for byte: training resumes from it like any other
-    fit(trainer, f"edgedepth-train train --recipe {args.out}/recipe.yaml --out {args.out}", args.max_steps)
+    fit(trainer, f"edgedepth-train train --recipe {args.out}/recipe.yaml --out {args.out}", args)
     print(f"finished: {args.out}/checkpoint.safetensors (the run's recipe: {args.out}/recipe.yaml)")
 
 
@@ -239,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="run folder for checkpoints and the log")
     p.add_argument("--resume", help="checkpoint to resume from")
     p.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
+    p.add_argument("--max-minutes", type=float, help="stop after the step that passes this time, and save")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE",
+        help="override a recipe key (YAML value), e.g. batch_size=16; the run keeps OUT/recipe.yaml",
+    )  # fmt: skip
     p.set_defaults(func=cmd_train)
     p = sub.add_parser(
         "eval", help="AbsRel / delta1 on RGB-D folders by group, beside the ground-plane prior"
@@ -274,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--resume", help="checkpoint to resume from")
     p.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
+    p.add_argument("--max-minutes", type=float, help="stop after the step that passes this time, and save")
     p.set_defaults(func=cmd_distill)
     p = sub.add_parser(
         "eval-metric", help="metric accuracy of run-time scale (points, camera height) per group"

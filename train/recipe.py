@@ -166,9 +166,9 @@ def merge(base: Any, over: Any) -> Any:
     with a base list of the same length (stages), anything else replaces."""
     if isinstance(base, dict) and isinstance(over, dict):
         return {**base, **{k: merge(base[k], v) if k in base else v for k, v in over.items()}}
-    if isinstance(base, list) and isinstance(over, list) and len(base) == len(over):
-        if all(isinstance(x, dict) for x in [*base, *over]):
-            return [merge(b, o) for b, o in zip(base, over, strict=True)]
+    same_length_lists = isinstance(base, list) and isinstance(over, list) and len(base) == len(over)
+    if same_length_lists and all(isinstance(x, dict) for x in [*base, *over]):
+        return [merge(b, o) for b, o in zip(base, over, strict=True)]
     return over
 
 
@@ -186,6 +186,35 @@ def read_recipe(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict[s
         raise RecipeError(f"{path}: base {ref} leads back to itself")
     base_raw, base_digest = read_recipe(base, (*_chain, path))
     return merge(base_raw, raw), hashlib.sha256(f"{digest}:{base_digest}".encode()).hexdigest()
+
+
+def override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply ``key.sub=value`` (the value parsed as YAML) to a raw recipe; ``stages.*.key`` sets every stage."""
+    if "=" not in assignment:
+        raise RecipeError(f"--set {assignment!r}: expected KEY=VALUE, e.g. speed.precision=bf16")
+    path, value = assignment.split("=", 1)
+    keys = path.split(".")
+    nodes = [raw]
+    for key in keys[:-1]:
+        nxt = []
+        for node in nodes:
+            if key == "*" and isinstance(node, list):
+                nxt += node
+            elif isinstance(node, dict):
+                nxt.append(node.setdefault(key, {}))
+            else:
+                raise RecipeError(f"--set {assignment!r}: {key!r} is not a mapping in the recipe")
+        nodes = nxt
+    for node in nodes:
+        node[keys[-1]] = yaml.safe_load(value)
+
+
+def load_with_overrides(path: str | Path, assignments: list[str]) -> dict[str, Any]:
+    """The raw recipe at ``path`` (its base resolved) with each ``KEY=VALUE`` applied."""
+    raw = read_recipe(path)[0]
+    for assignment in assignments:
+        override(raw, assignment)
+    return raw
 
 
 def load_recipe(path: str | Path) -> Recipe:

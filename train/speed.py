@@ -88,18 +88,26 @@ class PhaseClock:
 
 
 class StopRequest:
-    """Ctrl-C (SIGINT) asks the training loop to stop after the current step, instead of killing it mid-way.
+    """Asks the training loop to stop after the current step: Ctrl-C (SIGINT), or a time limit.
 
-    The first Ctrl-C sets ``requested``; the loop then saves a checkpoint and stops. A second Ctrl-C
-    interrupts at once. Only the main thread can own the handler; elsewhere this does nothing.
+    The first Ctrl-C sets ``reason``; the loop then saves a checkpoint and stops. A second Ctrl-C
+    interrupts at once. Only the main thread can own the handler; elsewhere Ctrl-C is left alone.
+    ``max_minutes`` (counted from construction) stops the same way when the time is up.
     """
 
-    def __init__(self) -> None:
-        self.requested = False
+    def __init__(self, max_minutes: float | None = None) -> None:
+        self.reason: str | None = None
+        self._deadline = None if max_minutes is None else time.monotonic() + 60.0 * max_minutes
         self._previous: signal.Handlers | None = None
 
+    @property
+    def requested(self) -> bool:
+        if self.reason is None and self._deadline is not None and time.monotonic() >= self._deadline:
+            self.reason = "time limit"
+        return self.reason is not None
+
     def _handler(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
+        self.reason = "interrupted"
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
 
     @contextlib.contextmanager

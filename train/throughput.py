@@ -14,10 +14,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from .errors import RecipeError
-from .recipe import Recipe, parse_recipe, read_recipe
+from .recipe import Recipe, load_with_overrides, parse_recipe
 from .speed import PHASES, PhaseClock, uses_bf16
 
 
@@ -30,34 +28,6 @@ class Measurement:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def override(raw: dict[str, Any], assignment: str) -> None:
-    """Apply ``key.sub=value`` (the value parsed as YAML) to a raw recipe; ``stages.*.key`` sets every stage."""
-    if "=" not in assignment:
-        raise RecipeError(f"--set {assignment!r}: expected KEY=VALUE, e.g. speed.precision=bf16")
-    path, value = assignment.split("=", 1)
-    keys = path.split(".")
-    nodes = [raw]
-    for key in keys[:-1]:
-        nxt = []
-        for node in nodes:
-            if key == "*" and isinstance(node, list):
-                nxt += node
-            elif isinstance(node, dict):
-                nxt.append(node.setdefault(key, {}))
-            else:
-                raise RecipeError(f"--set {assignment!r}: {key!r} is not a mapping in the recipe")
-        nodes = nxt
-    for node in nodes:
-        node[keys[-1]] = yaml.safe_load(value)
-
-
-def load_with_overrides(path: str, assignments: list[str]) -> Recipe:
-    raw = read_recipe(path)[0]
-    for assignment in assignments:
-        override(raw, assignment)
-    return parse_recipe(raw, source=f"{path} with --set {' '.join(assignments)}" if assignments else path)
 
 
 def measure(recipe: Recipe, stage_index: int, steps: int, warmup: int, name: str) -> Measurement:
@@ -115,7 +85,9 @@ def format_table(rows: list[Measurement]) -> str:
 
 
 def run(args: Any) -> None:
-    recipe = load_with_overrides(args.recipe, args.set or [])
+    overrides = args.set or []
+    source = f"{args.recipe} with --set {' '.join(overrides)}" if overrides else args.recipe
+    recipe = parse_recipe(load_with_overrides(args.recipe, overrides), source=source)
     index = stage_index_of(recipe, args.stage)
     stage = recipe.stages[index]
     print(

@@ -42,11 +42,12 @@ SELF_WEIGHTED_LOSSES = ("laplace_nll",)
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C stopped training after a whole step; ``checkpoint`` holds the state to resume from."""
+    """Ctrl-C or the time limit stopped training after a whole step; ``checkpoint`` holds the state to
+    resume from, ``reason`` says which (``interrupted`` or ``time limit``)."""
 
-    def __init__(self, checkpoint: Path, stage: str, step: int) -> None:
-        super().__init__(f"interrupted in stage {stage} at step {step}; saved {checkpoint}")
-        self.checkpoint = checkpoint
+    def __init__(self, checkpoint: Path, stage: str, step: int, reason: str) -> None:
+        super().__init__(f"{reason}: stopped in stage {stage} at step {step}; saved {checkpoint}")
+        self.checkpoint, self.reason = checkpoint, reason
 
 
 def lr_factor(step: int, stage: StageConfig) -> float:
@@ -210,15 +211,16 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
 
     # -- the loop ----------------------------------------------------------------------------------------
-    def fit(self, max_steps: int | None = None) -> None:
+    def fit(self, max_steps: int | None = None, max_minutes: float | None = None) -> None:
         """Train through the remaining stages; ``max_steps`` stops early (for tests and smoke runs).
 
-        Ctrl-C finishes the current step, saves ``checkpoint.safetensors`` and raises TrainingInterrupted
-        (in a single process; under torchrun the ranks stop as torchrun stops them).
+        Ctrl-C, or ``max_minutes`` passing, finishes the current step, saves ``checkpoint.safetensors`` and
+        raises TrainingInterrupted (Ctrl-C in a single process only; under torchrun the ranks stop as
+        torchrun stops them).
         """
         model = self.prepare()
         done = 0
-        stop_request = StopRequest()
+        stop_request = StopRequest(max_minutes)
         with stop_request.installed() if self.dist.world == 1 else contextlib.nullcontext():
             while self.stage_index < len(self.recipe.stages):
                 stage = self.recipe.stages[self.stage_index]
@@ -231,7 +233,7 @@ class Trainer:
                 if stop_request.requested:
                     path = self.out / "checkpoint.safetensors"
                     self.save(path)
-                    raise TrainingInterrupted(path, stage.name, self.step)
+                    raise TrainingInterrupted(path, stage.name, self.step, stop_request.reason or "")
                 if self.step < stage.iterations:
                     break  # stopped early by max_steps
                 self.save(self.out / f"stage{self.stage_index}-{stage.name}.safetensors")
