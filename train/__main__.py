@@ -32,17 +32,17 @@ def cmd_train(args: argparse.Namespace) -> None:
         from .recipe import load_with_overrides
 
         raw = load_with_overrides(args.recipe, args.set)
-        recipe, recipe_file = (
-            write_run_recipe(raw, args.out, f"{args.recipe} with --set"),
-            f"{args.out}/recipe.yaml",
-        )
+        recipe = write_run_recipe(raw, args.out, f"{args.recipe} with --set")
+        recipe_file = f"{args.out}/recipe.yaml"
     else:
         recipe, recipe_file = load_recipe(args.recipe), args.recipe
     trainer = Trainer(recipe, args.out, init_distributed())
     if args.resume:
         trainer.resume(args.resume)
-    fit(trainer, f"edgedepth-train train --recipe {recipe_file} --out {args.out}", args)
-    print(f"finished: {args.out}/checkpoint.safetensors ({trainer.images_per_s:.1f} img/s in the last stage)")
+    if fit(trainer, f"edgedepth-train train --recipe {recipe_file} --out {args.out}", args):
+        print(
+            f"finished: {args.out}/checkpoint.safetensors ({trainer.images_per_s:.1f} img/s in the last stage)"
+        )
 
 
 def write_run_recipe(raw: dict, out: str, source: str):
@@ -60,8 +60,9 @@ def write_run_recipe(raw: dict, out: str, source: str):
     return recipe
 
 
-def fit(trainer, command: str, args: argparse.Namespace) -> None:
-    """Train. Ctrl-C or ``--max-minutes`` leaves a checkpoint: say how to go on; Ctrl-C exits with 130."""
+def fit(trainer, command: str, args: argparse.Namespace) -> bool:
+    """Train; True when every stage finished. Ctrl-C or ``--max-minutes`` leaves a checkpoint: say how to
+    go on; Ctrl-C exits with 130, the time limit with 0."""
     from .trainer import TrainingInterrupted
 
     try:
@@ -70,6 +71,8 @@ def fit(trainer, command: str, args: argparse.Namespace) -> None:
         print(f"{exc}. Resume with:\n  {command} --resume {exc.checkpoint}", file=sys.stderr, flush=True)
         if exc.reason != "time limit":
             raise SystemExit(130) from None
+        return False
+    return True
 
 
 def distill_recipe(args: argparse.Namespace) -> dict:
@@ -118,8 +121,8 @@ def cmd_distill(args: argparse.Namespace) -> None:
     trainer = Trainer(recipe, args.out, init_distributed())
     if args.resume:
         trainer.resume(args.resume)
-    fit(trainer, f"edgedepth-train train --recipe {args.out}/recipe.yaml --out {args.out}", args)
-    print(f"finished: {args.out}/checkpoint.safetensors (the run's recipe: {args.out}/recipe.yaml)")
+    if fit(trainer, f"edgedepth-train train --recipe {args.out}/recipe.yaml --out {args.out}", args):
+        print(f"finished: {args.out}/checkpoint.safetensors (the run's recipe: {args.out}/recipe.yaml)")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:

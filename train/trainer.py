@@ -302,23 +302,26 @@ class Trainer:
         clock = clock or PhaseClock(warmup=1)  # the first step waits for the workers to start
         start_step, batch_images = self.step, self.recipe.batch_size * self.dist.world
         batches = iter(loader)
-        while self.step < stop and not (stop_request and stop_request.requested):
+        stopping = False
+        while self.step < stop and not stopping:
             batch = next(batches)
             batch = {k: v.to(self.dist.device) for k, v in batch.items()}
             clock.lap("data")
             terms, total, weights = self.train_step(model, batch, clock)
             self.step += 1
             self.images_per_s = clock.images_per_s(batch_images)
+            stopping = stop_request is not None and stop_request.requested  # read once: log what stops
             if self.dist.main:
                 bar.update(1)
                 bar.set_postfix(
                     {**{k: f"{v.item():.3f}" for k, v in terms.items()}, "img/s": f"{self.images_per_s:.1f}"}
                 )
-                if self.step % 50 == 0 or self.step == stop:
+                if self.step % 50 == 0 or self.step == stop or stopping:
                     self._log(
                         {
                             "stage": stage.name,
                             "step": self.step,
+                            "images": (self.recipe.stage_start(self.stage_index) + self.step) * batch_images,
                             "total": total.item(),
                             "img_per_s": self.images_per_s,
                             "ms": {k: round(v, 1) for k, v in clock.step_ms.items()},
