@@ -55,7 +55,10 @@ def test_a_dry_run_burst_trains_returns_parts_and_resumes_here(tmp_path: Path) -
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     from edgedepth_train.checkpoint import load_checkpoint
 
-    assert load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")["progress"]["step"] == summary["step"] + 1
+    assert (
+        load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")["progress"]["step"]
+        == summary["step"] + 1
+    )
 
 
 def test_a_missing_part_is_caught_when_joining(tmp_path: Path) -> None:
@@ -67,8 +70,10 @@ def test_a_missing_part_is_caught_when_joining(tmp_path: Path) -> None:
     save_checkpoint(tmp_path / "c.safetensors", {"w": torch.randn(3 * PART_BYTES // 8)})  # three parts
     data = (tmp_path / "c.safetensors").read_bytes()
     for i in (0, 2):  # part 01 never came back
-        (tmp_path / f"checkpoint.safetensors.part-{i:02d}").write_bytes(data[i * PART_BYTES : (i + 1) * PART_BYTES])
+        (tmp_path / f"checkpoint.safetensors.part-{i:02d}").write_bytes(
+            data[i * PART_BYTES : (i + 1) * PART_BYTES]
+        )
     with pytest.raises(ModelLoadError):
         join(tmp_path, tmp_path / "joined.safetensors")
-    with pytest.raises(ModelLoadError, match="no checkpoint.safetensors.part-"):
+    with pytest.raises(ModelLoadError, match=r"no checkpoint\.safetensors\.part-"):
         join(tmp_path / "empty", tmp_path / "x.safetensors")
