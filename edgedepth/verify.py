@@ -24,7 +24,7 @@ from .errors import InputError
 from .metrics import Agreement, agreement
 
 DEFAULT_MAX_ABS_REL = 0.02
-INT8_MAX_ABS_REL = 0.06  # the shipped INT8 model agrees with FP32 to 0.014-0.039 (README); garbage is > 0.1
+INT8_MAX_ABS_REL = 0.06  # the shipped INT8 model agrees with FP32 to 0.014-0.039 (docs/headless-robots.md, verify); garbage is > 0.1
 DEFAULT_FRAMES = 16
 
 

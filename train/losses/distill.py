@@ -32,7 +32,7 @@ from .ssi import full_mask, normalize_ssi
 __all__ = ["DEFAULT_NORMALIZATION", "NORMALIZATIONS", "DistillLoss", "crop_region", "normalized_l1"]
 
 NORMALIZATIONS = ("hybrid", "global", "local", "none")
-# The strategy that did best on real frames in the distillation A/B (README, "Distillation from any teacher").
+# The strategy that did best on real frames in the distillation A/B (docs/training.md, "Distillation from any teacher").
 DEFAULT_NORMALIZATION: Final = "none"
 HYBRID_GRIDS = (1, 2, 4)
 
