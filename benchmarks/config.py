@@ -7,10 +7,11 @@ from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from edgedepth.artifact import ModelSpec, Precision, parse_enum, read_spec
+from edgedepth.artifact import ModelSpec, Precision, parse_enum
 from edgedepth.backends import BACKENDS, BackendKind, available_backends
 from edgedepth.embedded import DEMO_CLIP, default_model_path
 from edgedepth.errors import InputError, choices
+from edgedepth.model_file import read_spec
 from edgedepth.preprocess import parse_hw
 
 from .reference import VIT_S14, ViTConfig

@@ -25,8 +25,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edgedepth.artifact import ModelSpec, Precision, read_onnx_spec
+from edgedepth.artifact import ModelSpec, Precision
 from edgedepth.backends import Backend, BackendKind, BackendOptions, open_backend
+from edgedepth.model_file import read_onnx_spec
 from edgedepth.preprocess import preprocess
 
 from .config import BenchmarkConfig, ModelEntry

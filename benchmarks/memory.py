@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from edgedepth.artifact import read_onnx_spec
 from edgedepth.backends import BackendKind, BackendOptions, backend_status, open_backend
+from edgedepth.model_file import read_onnx_spec
 
 MIB = 1024 * 1024
 STATUS = Path("/proc/self/status")

@@ -13,9 +13,9 @@ from typing import Any
 
 import cv2
 
-from edgedepth.artifact import file_sha256
 from edgedepth.backends import BackendKind
 from edgedepth.errors import EdgeDepthError
+from edgedepth.fileio import file_sha256
 
 from .config import BenchmarkConfig, ModelEntry
 from .latency import GOAL_RATIO, REFERENCE_KEY, expected_calls, measure_backend, open_models

@@ -7,13 +7,11 @@ order and output kind from here; nothing else hard-codes them. The spec travels 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum, StrEnum
-from pathlib import Path
 from typing import Any
 
 from numpy import floating as np_floating
@@ -311,48 +309,16 @@ def _decode_field(name: str, value: Any) -> Any:
     return value
 
 
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, read in 1 MiB chunks (provenance: which model or data an artifact came from)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def __getattr__(name: str) -> Any:
+    """The file readers moved to ``edgedepth.model_file`` and ``file_sha256`` to ``edgedepth.fileio``;
+    the old names keep working for one release, with a DeprecationWarning."""
+    moved = {"read_spec": "model_file", "read_onnx_spec": "model_file", "read_onnx_metadata": "model_file"}
+    moved["file_sha256"] = "fileio"
+    if name not in moved:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
 
-
-def read_spec(path: str | Path) -> ModelSpec:
-    """The spec a model file carries: an ONNX file's metadata, or a TensorRT engine's header (read without
-    TensorRT)."""
-    if Path(path).suffix.lower() == ".engine":
-        from .engine_file import read_engine_header
-
-        return read_engine_header(path)[0].spec
-    return read_onnx_spec(path)
-
-
-def read_onnx_spec(path: str | Path) -> ModelSpec:
-    """Read the spec from an ONNX file's metadata without creating an inference session."""
-    metadata = read_onnx_metadata(path)
-    return ModelSpec.from_metadata(metadata, source=str(path))
-
-
-def read_onnx_metadata(path: str | Path) -> dict[str, str]:
-    """Return an ONNX model's ``metadata_props`` as a dict (uses the ``onnx`` package when present)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"model file {path} does not exist")
-    try:
-        import onnx
-    except ImportError:
-        import onnxruntime as ort
-
-        try:
-            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ModelLoadError(f"{path}: not a readable ONNX model ({exc})") from None
-        return dict(sess.get_modelmeta().custom_metadata_map)
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise ModelLoadError(f"{path}: not a readable ONNX model ({exc})") from None
-    return {p.key: p.value for p in model.metadata_props}
+    target = f"edgedepth.{moved[name]}"
+    warnings.warn(f"edgedepth.artifact.{name} moved to {target}.{name}", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(target), name)  # by name: the shim adds no import edge

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .artifact import Precision, file_sha256, parse_enum
+from .artifact import Precision, parse_enum
 from .errors import InputError, ModelLoadError
+from .fileio import file_sha256
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 MODELS_DIR = PACKAGE_DIR / "models"

@@ -19,11 +19,12 @@ from typing import Any, overload
 
 import numpy as np
 
-from .artifact import Interpolation, ModelSpec, Precision, parse_enum, read_spec
+from .artifact import Interpolation, ModelSpec, Precision, parse_enum
 from .backends.base import Backend, BackendKind, BackendOptions, FrameRunner
 from .backends.registry import open_backend
 from .errors import InputError, ModelLoadError
 from .imageio import as_bgr_image
+from .model_file import read_spec
 from .multistream import MultiStreamPipeline
 from .pipeline import StreamPipeline
 from .preprocess import ResizePlan, model_input_hw

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import re
@@ -154,3 +155,12 @@ def read_framed_header(path: str | Path, magic: bytes, what: str, hint: str = ""
             raise ModelLoadError(f"{path}: the header is not valid JSON: {str(exc)[:200]}") from None
     offset = len(prefix) + length
     return data, offset, size - offset
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, read in 1 MiB chunks (provenance: which model or data an artifact came from)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -18,9 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgedepth.artifact import ModelSpec, file_sha256
+from edgedepth.artifact import ModelSpec
 from edgedepth.capture import GLOB_CHARS, IMAGE_SUFFIXES, SourceKind, VideoSource, list_images
 from edgedepth.errors import EdgeDepthError, InputError, SourceError
+from edgedepth.fileio import file_sha256
 from edgedepth.imageio import load_image
 from edgedepth.preprocess import preprocess
 from edgedepth.rgbd import frame_folders, rgb_file

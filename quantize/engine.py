@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgedepth import __version__
-from edgedepth.artifact import ModelSpec, Precision, file_sha256, read_onnx_spec
+from edgedepth.artifact import ModelSpec, Precision
 from edgedepth.engine_file import (
     BuildFlags,
     EngineHeader,
@@ -29,11 +29,11 @@ from edgedepth.engine_file import (
     write_engine,
 )
 from edgedepth.errors import InputError, ModelLoadError
-from edgedepth.fileio import atomic_write_bytes, read_framed_header, write_framed
+from edgedepth.fileio import atomic_write_bytes, file_sha256, read_framed_header, write_framed
+from edgedepth.model_file import read_onnx_spec
 from edgedepth.preprocess import parse_dims
 
 from .calibration import DEFAULT_FRAMES, DEFAULT_MIN_FRAMES, CalibrationData, gather_calibration
-from .engine_cli import build_command
 from .errors import CalibrationError, EngineBuildError
 
 if TYPE_CHECKING:
@@ -60,6 +60,38 @@ def has_implicit_int8(api: TensorRTApi) -> bool:
 
 
 # -- optimization profiles ---------------------------------------------------------------------------
+def build_command(
+    onnx_name: str, precision: Precision, profile: ShapeProfile, flags: BuildFlags
+) -> tuple[str, ...]:
+    """The ``edgedepth build-engine`` command line (without ``-o``) that builds an engine like this one;
+    recorded in the engine's header so that a mismatch can print how to rebuild it."""
+    f = flags
+    args = [
+        "edgedepth",
+        "build-engine",
+        onnx_name,
+        "--precision",
+        precision.value,
+        "--min-shape",
+        "x".join(map(str, profile.min)),
+        "--opt-shape",
+        "x".join(map(str, profile.opt)),
+        "--max-shape",
+        "x".join(map(str, profile.max)),
+        "--memory-pool-mib",
+        str(f.memory_pool_mib),
+    ]
+    if f.int8_mode == "calibrator":
+        args += ["--calibration", "CALIBRATION_IMAGES_OR_VIDEO"]
+    if f.version_compatible:
+        args.append("--version-compatible")
+    if f.hardware_compatibility != "none":
+        args += ["--hardware-compatibility", f.hardware_compatibility]
+    if f.dla_core is not None:
+        args += ["--dla-core", str(f.dla_core)] + ([] if f.gpu_fallback else ["--no-gpu-fallback"])
+    return tuple(args)
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
     """``1x3x256x320`` (NCHW), ``1x256x320`` (N, H, W) or ``256x320`` (H, W; batch 1) -> an NCHW tuple."""
     parts = list(parse_dims(text, "shape", (2, 3, 4), example="1x3x256x256"))

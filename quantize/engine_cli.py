@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgedepth.artifact import Precision
-from edgedepth.engine_file import HARDWARE_COMPATIBILITY, BuildFlags, ShapeProfile
+from edgedepth.engine_file import HARDWARE_COMPATIBILITY
 from edgedepth.errors import InputError
 
 from .calibration import DEFAULT_FRAMES
@@ -114,35 +114,3 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Entry point of the ``edgedepth.commands`` group: adds ``build-engine`` to the ``edgedepth`` command."""
     add_build_engine_parser(subparsers)
-
-
-def build_command(
-    onnx_name: str, precision: Precision, profile: ShapeProfile, flags: BuildFlags
-) -> tuple[str, ...]:
-    """The ``edgedepth build-engine`` command line (without ``-o``) that builds an engine like this one;
-    recorded in the engine's header so that a mismatch can print how to rebuild it."""
-    f = flags
-    args = [
-        "edgedepth",
-        "build-engine",
-        onnx_name,
-        "--precision",
-        precision.value,
-        "--min-shape",
-        "x".join(map(str, profile.min)),
-        "--opt-shape",
-        "x".join(map(str, profile.opt)),
-        "--max-shape",
-        "x".join(map(str, profile.max)),
-        "--memory-pool-mib",
-        str(f.memory_pool_mib),
-    ]
-    if f.int8_mode == "calibrator":
-        args += ["--calibration", "CALIBRATION_IMAGES_OR_VIDEO"]
-    if f.version_compatible:
-        args.append("--version-compatible")
-    if f.hardware_compatibility != "none":
-        args += ["--hardware-compatibility", f.hardware_compatibility]
-    if f.dla_core is not None:
-        args += ["--dla-core", str(f.dla_core)] + ([] if f.gpu_fallback else ["--no-gpu-fallback"])
-    return tuple(args)

@@ -19,7 +19,9 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edgedepth.artifact import Precision, file_sha256, read_onnx_spec
+from edgedepth.artifact import Precision
+from edgedepth.fileio import file_sha256
+from edgedepth.model_file import read_onnx_spec
 
 from .gate import GateConfig, GateReport, publish
 from .graph import head_scope, set_spec, topological_sort

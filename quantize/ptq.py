@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from edgedepth.artifact import ModelSpec, Precision, file_sha256, read_onnx_spec
+from edgedepth.artifact import ModelSpec, Precision
 from edgedepth.errors import InputError
+from edgedepth.fileio import file_sha256
 from edgedepth.metrics import depth_metrics
+from edgedepth.model_file import read_onnx_spec
 from edgedepth.preprocess import model_input_hw, preprocess, unpad_and_resize
 from edgedepth.rgbd import RGBDFrame, iter_rgbd
 

@@ -6,16 +6,9 @@ import json
 
 import pytest
 
-from edgedepth.artifact import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    ColorOrder,
-    Interpolation,
-    ModelSpec,
-    Precision,
-    read_spec,
-)
+from edgedepth.artifact import IMAGENET_MEAN, IMAGENET_STD, ColorOrder, Interpolation, ModelSpec, Precision
 from edgedepth.errors import ModelLoadError
+from edgedepth.model_file import read_spec
 
 
 def test_round_trip() -> None:
@@ -124,3 +117,32 @@ def test_the_spec_validator_refuses_what_once_loaded(changes: dict, match: str) 
                                   for k, v in changes.items()}}  # fmt: skip
     with pytest.raises(ModelLoadError):
         ModelSpec.from_metadata(meta)
+
+
+def test_onnx_metadata_is_read_without_onnx_or_a_session(tmp_path) -> None:
+    """The protobuf reader gives exactly what the onnx package gives, for the shipped models; files that
+    are not ONNX models, or are cut short, are refused naming the file."""
+    import onnx
+
+    import edgedepth
+    from edgedepth.model_file import read_onnx_metadata
+
+    for path in edgedepth.embedded.MODELS_DIR.glob("*.onnx"):
+        expected = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        assert read_onnx_metadata(path) == expected and expected
+    data = (edgedepth.embedded.MODELS_DIR / "efficientdepth-s-int8.onnx").read_bytes()
+    cases = {"empty.onnx": b"", "cut.onnx": data[: len(data) // 2], "text.onnx": b"hello world\n" * 10}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ModelLoadError, match=f"{name}: not a readable ONNX model"):
+            read_onnx_metadata(tmp_path / name)
+
+
+def test_the_readers_old_home_still_works_with_a_warning() -> None:
+    import edgedepth.artifact as artifact
+    from edgedepth.model_file import read_spec
+
+    with pytest.warns(DeprecationWarning, match="moved to edgedepth.model_file.read_spec"):
+        assert artifact.read_spec is read_spec
+    with pytest.raises(AttributeError):
+        artifact.no_such_name  # noqa: B018

@@ -12,7 +12,7 @@ import pytest
 from tiny_models import make_tiny_depth_onnx, tiny_depth_reference, tiny_spec
 
 import edgedepth
-from edgedepth.artifact import ModelSpec, Precision, read_onnx_spec
+from edgedepth.artifact import ModelSpec, Precision
 from edgedepth.backends import (
     AUTO_ORDER,
     BACKENDS,
@@ -24,6 +24,7 @@ from edgedepth.backends import (
     open_backend,
 )
 from edgedepth.errors import BackendUnavailableError, InputError, ModelLoadError
+from edgedepth.model_file import read_onnx_spec
 
 CPU_KINDS = ("onnxruntime", "openvino")
 TRT_INSTALL = "pip install edgedepth[tensorrt] (on Jetson: JetPack's TensorRT"

@@ -17,9 +17,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from tiny_models import make_tiny_depth_onnx
 
-from edgedepth.artifact import read_onnx_spec
 from edgedepth.backends import BackendKind, backend_status
 from edgedepth.errors import InputError, ModelLoadError
+from edgedepth.model_file import read_onnx_spec
 from edgedepth_benchmarks import __main__ as cli
 from edgedepth_benchmarks.config import BenchmarkConfig, ModelEntry
 from edgedepth_benchmarks.latency import TimedRunner, latency_stats, run_interleaved

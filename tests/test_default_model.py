@@ -9,8 +9,10 @@ import pytest
 
 import edgedepth
 from edgedepth import DepthEstimator
-from edgedepth.artifact import Precision, file_sha256, read_onnx_spec
+from edgedepth.artifact import Precision
+from edgedepth.fileio import file_sha256
 from edgedepth.metrics import agreement_metrics, depth_metrics, ground_plane_prior, mean_metrics
+from edgedepth.model_file import read_onnx_spec
 from edgedepth.rgbd import iter_rgbd
 from edgedepth_train.recipe import load_recipe
 
@@ -72,8 +74,8 @@ def test_shipped_models_match_their_recorded_sha256(tmp_path: Path, monkeypatch:
 
 def test_a_user_model_can_be_checked_against_its_sha256(tiny_onnx: Path) -> None:
     from edgedepth import DepthEstimator
-    from edgedepth.artifact import file_sha256
     from edgedepth.errors import ModelLoadError
+    from edgedepth.fileio import file_sha256
 
     with DepthEstimator(tiny_onnx, verify_sha256=file_sha256(tiny_onnx)):
         pass

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from tiny_models import tiny_spec
 
-from edgedepth.artifact import Precision, read_onnx_spec
+from edgedepth.artifact import Precision
 from edgedepth.backends import BackendKind, backend_status
 from edgedepth.engine_file import (
     MAGIC,
@@ -31,8 +31,9 @@ from edgedepth.engine_file import (
     write_engine,
 )
 from edgedepth.errors import BackendUnavailableError, InputError, ModelLoadError
+from edgedepth.model_file import read_onnx_spec
 from edgedepth_quantize.cli import build_parser as quantize_parser
-from edgedepth_quantize.engine_cli import build_command
+from edgedepth_quantize.engine import build_command
 
 PLAN = bytes(range(256)) * 64  # opaque to the header code
 

@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from edgedepth.artifact import read_onnx_spec
+from edgedepth.model_file import read_onnx_spec
 from edgedepth_train.export import export_onnx, verify_parity
 from edgedepth_train.models.registry import build_model
 

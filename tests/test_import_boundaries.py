@@ -52,3 +52,79 @@ def test_importing_every_runtime_module_loads_no_heavy_package() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+# The repository's folders and the names they install as (setup.cfg's package_dir).
+INSTALLED_AS = {"edgedepth": "edgedepth", "train": "edgedepth_train", "quantize": "edgedepth_quantize",
+                "benchmarks": "edgedepth_benchmarks"}  # fmt: skip
+REPO = PACKAGE.parent
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports anywhere in its body (functions included: a deferred
+    import that closes a loop is still a loop)."""
+    modules: dict[str, Path] = {}
+    for folder, name in INSTALLED_AS.items():
+        for path in (REPO / folder).rglob("*.py"):
+            parts = [name, *path.relative_to(REPO / folder).with_suffix("").parts]
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def known(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                base = (
+                    ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                    if node.level
+                    else ""
+                )
+                prefix = ".".join(p for p in (base, node.module or "") if p)
+                targets = [f"{prefix}.{a.name}" for a in node.names]
+            else:
+                continue
+            graph[module] |= {t for t in map(known, targets) if t and t != module}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while (w := stack.pop()) != v:
+                component.append(w)
+            if component:
+                found.append(sorted([v, *component]))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles_anywhere() -> None:
+    graph = _import_graph()
+    assert len(graph) > 100 and "edgedepth.model_file" in graph["edgedepth.estimator"]
+    assert _cycles(graph) == []
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from edgedepth import DepthEstimator, default_model_path
-from edgedepth.artifact import Precision, read_onnx_spec
+from edgedepth.artifact import Precision
 from edgedepth.imageio import load_image
+from edgedepth.model_file import read_onnx_spec
 from edgedepth.preprocess import preprocess
 from edgedepth_quantize import (
     GateConfig,

@@ -128,8 +128,8 @@ def cmd_distill(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     import json
 
-    from edgedepth.artifact import read_onnx_spec
     from edgedepth.fileio import atomic_write_bytes
+    from edgedepth.model_file import read_onnx_spec
 
     from .evaluate import evaluate_folder, format_report, onnx_predictor, report, torch_predictor
 

@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edgedepth.artifact import KEY_PREFIX, SPEC_FORMAT, ModelSpec, file_sha256
+from edgedepth.artifact import KEY_PREFIX, SPEC_FORMAT, ModelSpec
 from edgedepth.errors import DataError, EdgeDepthError, InferenceError
-from edgedepth.fileio import atomic_open, atomic_write_bytes
+from edgedepth.fileio import atomic_open, atomic_write_bytes, file_sha256
 
 from .data.unlabelled import UnlabelledImages
 
