@@ -196,4 +196,4 @@ def engine_entry(path: Path) -> ModelEntry:
     from edgedepth.engine_file import read_engine_header
 
     header, _ = read_engine_header(path)
-    return ModelEntry(path, header.spec, header.precision.value)
+    return ModelEntry(path, header.spec, header.spec.precision.value)

@@ -139,7 +139,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
         header, _ = read_engine_header(args.model)
         cc = ".".join(map(str, header.compute_capability))
-        print(f"engine {args.model}: {header.precision.value}, built with TensorRT {header.tensorrt_version} "
+        print(f"engine {args.model}: {header.spec.precision.value}, built with TensorRT {header.tensorrt_version} "
               f"on {header.device_name} (compute capability {cc}), profile {header.profile.describe()}, "
               f"from {header.onnx_name} (sha256 {header.onnx_sha256[:16]}...), flags {header.flags}")  # fmt: skip
     with estimator_from(args) as est:

@@ -21,7 +21,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from .artifact import MAX_INPUT_PIXELS, ModelSpec, Precision, parse_enum
+from .artifact import MAX_INPUT_PIXELS, ModelSpec
 from .errors import InputError, ModelLoadError, choices
 from .fileio import read_framed_header, write_framed
 
@@ -109,8 +109,7 @@ class BuildFlags:
 
 @dataclass(frozen=True)
 class EngineHeader:
-    spec: ModelSpec
-    precision: Precision
+    spec: ModelSpec  # its precision is the engine's
     tensorrt_version: str
     compute_capability: tuple[int, int]
     device_name: str
@@ -127,7 +126,6 @@ class EngineHeader:
         return {
             "format": HEADER_FORMAT,
             "spec": self.spec.to_metadata(),
-            "precision": self.precision.value,
             "tensorrt_version": self.tensorrt_version,
             "compute_capability": f"{self.compute_capability[0]}.{self.compute_capability[1]}",
             "device_name": self.device_name,
@@ -161,7 +159,6 @@ class EngineHeader:
         spec_metadata = get("spec", dict)
         spec = ModelSpec.from_metadata({str(k): str(v) for k, v in spec_metadata.items()}, source)
         try:
-            precision = parse_enum(Precision, get("precision", str), "precision")
             cc = parse_compute_capability(get("compute_capability", str))
             version = get("tensorrt_version", str)
             Version(version)
@@ -175,7 +172,6 @@ class EngineHeader:
             raise ModelLoadError(f"{source}: the engine header is invalid: {str(exc)[:200]}") from None
         return cls(
             spec=spec,
-            precision=precision,
             tensorrt_version=version,
             compute_capability=cc,
             device_name=get("device_name", str),
@@ -239,7 +235,7 @@ def rebuild_command(header: EngineHeader, engine_path: str | Path) -> str:
         "build-engine",
         header.onnx_name,
         "--precision",
-        header.precision.value,
+        header.spec.precision.value,
     ]
     return shlex.join([*command, "-o", str(engine_path)])
 

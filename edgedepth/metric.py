@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import InputError
 from .intrinsics import Intrinsics
+from .postprocess import depth_from_inverse
 
 MIN_POINTS = 3
 FLOOR_PIXELS = 20_000  # floor candidates sampled for the plane fit
@@ -45,9 +46,7 @@ class MetricFit:
 
     def depth(self, inverse_depth: np.ndarray) -> np.ndarray:
         """Metric depth (float32); NaN where the fit puts a pixel at or beyond infinity."""
-        inv = self.scale * np.asarray(inverse_depth, dtype=np.float64) + self.shift
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(inv > 1e-9, 1.0 / inv, np.nan).astype(np.float32)
+        return depth_from_inverse(inverse_depth, self.scale, self.shift)
 
 
 def sample(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:

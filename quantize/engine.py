@@ -358,7 +358,6 @@ def build_engine(
         atomic_write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
         header = EngineHeader(
             spec=spec.with_updates(precision=precision),
-            precision=precision,
             tensorrt_version=str(api.version),
             compute_capability=cc,
             device_name=device_name,

@@ -104,7 +104,7 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
         args.timing_cache,
     )
     print(
-        f"wrote {output}: {header.precision.value} ({header.flags.int8_mode or 'float'}), TensorRT "
+        f"wrote {output}: {header.spec.precision.value} ({header.flags.int8_mode or 'float'}), TensorRT "
         f"{header.tensorrt_version}, {header.device_name} (sm{header.compute_capability[0]}"
         f"{header.compute_capability[1]}), profile {header.profile.describe()}, {header.plan_size / 1e6:.1f} MB"
     )

@@ -38,10 +38,9 @@ from edgedepth_quantize.engine import build_command
 PLAN = bytes(range(256)) * 64  # opaque to the header code
 
 
-def make_header(**changes: object) -> EngineHeader:
+def make_header(precision: Precision = Precision.FP16, **changes: object) -> EngineHeader:
     header = EngineHeader(
-        spec=tiny_spec(),
-        precision=Precision.FP16,
+        spec=tiny_spec().with_updates(precision=precision),
         tensorrt_version="10.3.0.30",
         compute_capability=(8, 7),
         device_name="Orin",
@@ -60,7 +59,7 @@ def test_header_and_plan_round_trip(tmp_path: Path) -> None:
     header, plan = read_engine(path)
     assert plan == PLAN
     assert header == written
-    assert header.spec == tiny_spec()
+    assert header.spec == tiny_spec().with_updates(precision=Precision.FP16)
     assert header.plan_size == len(PLAN)
     assert header.profile.contains((2, 3, 128, 192))
     assert not header.profile.contains((8, 3, 256, 256))
@@ -97,7 +96,7 @@ def test_bare_tensorrt_plan_names_the_build_command(tmp_path: Path) -> None:
         (lambda h: h.pop("tensorrt_version"), "no 'tensorrt_version'"),
         (lambda h: h.update(format=99), "format 99"),
         (lambda h: h.update(compute_capability="sm87"), "compute capability"),
-        (lambda h: h.update(precision="int4"), "precision"),
+        (lambda h: h["spec"].update({"edgedepth.precision": '"int4"'}), "precision"),
         (lambda h: h["profile"].update(min=[1, 3, 512, 512]), "min 512 <= opt 256"),
         (lambda h: h["flags"].update(hardware_compatibility="any"), "hardware_compatibility"),
         (lambda h: h["spec"].pop("edgedepth.name"), "edgedepth.name"),
@@ -143,7 +142,8 @@ def test_mismatch_names_both_sides_and_a_rebuild_command_that_parses(tmp_path: P
     header = replace(header, flags=replace(header.flags, int8_mode="calibrator"))
     # The builder records its own command line; the runtime only prints it back.
     header = replace(
-        header, build_command=build_command(header.onnx_name, header.precision, header.profile, header.flags)
+        header,
+        build_command=build_command(header.onnx_name, header.spec.precision, header.profile, header.flags),
     )
     with pytest.raises(ModelLoadError) as info:
         check_compatibility(header, tmp_path / "m.engine", "11.1.0.5", (7, 2), "Xavier")
