@@ -1,8 +1,8 @@
 """ONNX export: the readout graph plus the model's ModelSpec in ``metadata_props``.
 
 The exported outputs are ``inverse_depth`` and ``confidence``, each (N,1,H,W). With ``dynamic=True`` the
-batch and spatial axes are symbolic (any multiple of 32 works); otherwise the graph is fixed at
-``input_size``. The file is written atomically and checked with ``onnx.checker``; ``verify_parity``
+batch and spatial axes are symbolic (any multiple of the spec's ``size_multiple`` works); otherwise the
+graph is fixed at ``input_size``. The file is written atomically and checked with ``onnx.checker``; ``verify_parity``
 compares ONNX Runtime against PyTorch.
 """
 
@@ -75,8 +75,10 @@ def export_onnx(
     dynamic_shapes = None
     if dynamic:
         batch = torch.export.Dim("batch", min=1, max=64)
-        height, width = torch.export.Dim("h32", min=1, max=128), torch.export.Dim("w32", min=1, max=128)
-        dynamic_shapes = {"image": {0: batch, 2: 32 * height, 3: 32 * width}}
+        step = spec.size_multiple  # the sides stay multiples of the network's stride
+        height = torch.export.Dim(f"h{step}", min=1, max=4096 // step)
+        width = torch.export.Dim(f"w{step}", min=1, max=4096 // step)
+        dynamic_shapes = {"image": {0: batch, 2: step * height, 3: step * width}}
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         program = torch.onnx.export(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgedepth.artifact import IMAGENET_MEAN, IMAGENET_STD
+
 
 @dataclass(frozen=True)
 class HybridEncoderConfig:
@@ -50,8 +52,8 @@ class ModelConfig:
     name: str
     encoder: HybridEncoderConfig | MiTEncoderConfig
     decoder: DecoderConfig = DecoderConfig()
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # the runtime's constants: one source for both
+    std: tuple[float, float, float] = IMAGENET_STD
     size_multiple: int = 32
     input_size: tuple[int, int] = (
         256,
