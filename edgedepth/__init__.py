@@ -33,7 +33,7 @@ __all__ = [
     "default_model_path",
 ]
 
-_LAZY = {"DepthEstimator": "estimator", "DepthResult": "estimator", "VideoSource": "capture"}
+_LAZY = {"DepthEstimator": "estimator", "DepthResult": "result", "VideoSource": "capture"}
 
 
 def __getattr__(name: str) -> object:

@@ -23,12 +23,12 @@ from .artifact import Interpolation, ModelSpec, Precision, parse_enum
 from .backends.base import Backend, BackendKind, BackendOptions, FrameRunner
 from .backends.registry import open_backend
 from .errors import InputError, ModelLoadError
-from .imageio import as_bgr_image
 from .model_file import read_spec
 from .multistream import MultiStreamPipeline
 from .pipeline import StreamPipeline
-from .preprocess import ResizePlan, model_input_hw
-from .staging import DepthResult, FrameStager
+from .predictor import InputPolicy, Predictor
+from .preprocess import ResizePlan
+from .result import DepthResult
 
 MODEL_SUFFIXES = (".onnx", ".engine")
 
@@ -89,25 +89,17 @@ class DepthEstimator:
         options = BackendOptions(precision=self.precision, threads=threads, **backend_options)
         self._backend, self.backend_reasons = open_backend(self.model_path, spec, backend, options)
         self.spec: ModelSpec = self._backend.spec
-        if input_size is not None:
-            h, w = input_size
-            m = self.spec.size_multiple
-            if h % m or w % m or h <= 0 or w <= 0:
-                raise InputError(
-                    f"input_size={input_size} must be positive multiples of {m} for {self.spec.name}"
-                )
-        self.input_size = input_size
-        self.long_side = long_side or max(self.spec.input_size)
-        self.max_pixels = max_pixels
+        policy = InputPolicy(self.spec, input_size, long_side, max_pixels)
+        self.input_size, self.long_side, self.max_pixels = input_size, policy.long_side, max_pixels
         # TensorRT: predict() and stream() preprocess with the fused CUDA kernel, writing the engine's input.
-        self._frame_runner = (
+        frame_runner = (
             self._backend
             if cuda_preprocess
             and isinstance(self._backend, FrameRunner)
             and self.spec.interpolation is Interpolation.LINEAR  # the kernel is bilinear
             else None
         )
-        self._stager = FrameStager(self._backend, self.spec, self._load, self.input_hw, self._frame_runner)
+        self._predictor = Predictor(self._backend, policy, frame_runner)
         self._closed = False
         self._lock = threading.Lock()
 
@@ -123,31 +115,22 @@ class DepthEstimator:
 
     def input_hw(self, src_hw: tuple[int, int]) -> tuple[int, int]:
         """The model input size used for an image of ``src_hw``."""
-        if not self.spec.dynamic_shape:
-            return self.spec.input_size
-        if self.input_size is not None:
-            return self.input_size
-        return model_input_hw(src_hw, self.spec, self.long_side)
+        return self._predictor.policy.input_hw(src_hw)
 
     # -- prediction -------------------------------------------------------------------------------------
     def prepare(self, image: np.ndarray | str | Path) -> tuple[np.ndarray, np.ndarray, ResizePlan]:
         """Validate and convert an image, then preprocess it: (BGR frame, model input, plan)."""
-        return self._stager.prepare(image)
-
-    def _load(self, image: np.ndarray | str | Path) -> np.ndarray:
-        if self.max_pixels is None:
-            return as_bgr_image(image)
-        return as_bgr_image(image, max_pixels=self.max_pixels)
+        return self._predictor.prepare(image)
 
     def predict(self, image: np.ndarray | str | Path) -> DepthResult:
         """Inverse depth and confidence for one image (ndarray in BGR by default, or a path)."""
         self._check_open()
-        return self._stager.run(self._stager.stage(image))
+        return self._predictor.predict(image)
 
     def predict_batch(self, images: Sequence[np.ndarray | str | Path]) -> list[DepthResult]:
         """Predict several images; those sharing an input size run as one batch when the model allows it."""
         self._check_open()
-        return self._stager.run_many([self._stager.stage(img) for img in images])
+        return self._predictor.run_many([self._predictor.stage(img) for img in images])
 
     @overload
     def stream(self, source: list[Any] | tuple[Any, ...], **options: Any) -> MultiStreamPipeline: ...
@@ -165,8 +148,8 @@ class DepthEstimator:
         """
         self._check_open()
         if isinstance(source, list | tuple):
-            return MultiStreamPipeline(self._stager, source, **options)
-        return StreamPipeline(self._stager, source, **options)
+            return MultiStreamPipeline(self._predictor, source, **options)
+        return StreamPipeline(self._predictor, source, **options)
 
     # -- lifetime ---------------------------------------------------------------------------------------
     def _check_open(self) -> None:

@@ -27,8 +27,9 @@ import numpy as np
 from .capture import ReadStatus, VideoSource
 from .errors import InputError, SourceError
 from .pipeline import POLL_S, ThreadedStream, median
+from .predictor import Predictor
+from .result import DepthResult
 from .stabilize import Stabilizer
-from .staging import DepthResult, FrameStager
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class MultiStreamStats:
 class _Reader:
     """One source's thread: read, preprocess, wait for the slot (files) or overwrite what waits (live)."""
 
-    def __init__(self, index: int, source: VideoSource, stager: FrameStager, wake: threading.Event) -> None:
+    def __init__(self, index: int, source: VideoSource, stager: Predictor, wake: threading.Event) -> None:
         self.index, self.source, self.stager, self.wake = index, source, stager, wake
         self.slot: queue.Queue[Any] = queue.Queue(maxsize=1)
         self.stop = threading.Event()
@@ -116,7 +117,7 @@ class MultiStreamPipeline(ThreadedStream):
 
     def __init__(
         self,
-        stager: FrameStager,
+        stager: Predictor,
         sources: Sequence[Any],
         *,
         batch: bool = True,

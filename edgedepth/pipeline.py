@@ -20,8 +20,9 @@ import numpy as np
 
 from .capture import ReadStatus, VideoSource
 from .errors import InputError, SourceError
+from .predictor import Predictor
+from .result import DepthResult
 from .stabilize import Stabilizer
-from .staging import DepthResult, FrameStager
 
 POLL_S = 0.05  # how often blocked threads look at the stop flag: Ctrl-C stops the pipeline well within 2 s
 
@@ -92,14 +93,14 @@ class ThreadedStream:
 class StreamPipeline(ThreadedStream):
     """Iterator of ``(frame, DepthResult)``; also a context manager. ``max_frames`` stops early.
 
-    Made by ``DepthEstimator.stream``; ``stager`` is the estimator's (see ``edgedepth.staging``).
+    Made by ``DepthEstimator.stream``; ``stager`` is the estimator's (see ``edgedepth.predictor``).
     ``stabilize`` (on by default) aligns each frame's depth to the previous output (``edgedepth.stabilize``);
     a :class:`Stabilizer` instance sets its options.
     """
 
     def __init__(
         self,
-        stager: FrameStager,
+        stager: Predictor,
         source: Any,
         *,
         max_frames: int | None = None,

@@ -36,7 +36,7 @@ from .stabilize import ValueRange
 if TYPE_CHECKING:
     from .estimator import DepthEstimator
     from .pipeline import StreamPipeline
-    from .staging import DepthResult
+    from .result import DepthResult
 
 BOUNDARY = "edgedepth-frame"
 WAIT_S = 0.5  # how often a waiting client looks at the stop flag

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from .staging import DepthResult
+from .result import DepthResult
 
 FIT_SAMPLES = 8192  # the fit samples about this many pixels (every Nth of each row and column, N >= 4)
 

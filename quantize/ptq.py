@@ -25,7 +25,6 @@ from edgedepth.errors import InputError
 from edgedepth.fileio import file_sha256
 from edgedepth.metrics import depth_metrics
 from edgedepth.model_file import read_onnx_spec
-from edgedepth.preprocess import model_input_hw, preprocess, unpad_and_resize
 from edgedepth.rgbd import RGBDFrame, iter_rgbd
 
 from .calibration import DEFAULT_FRAMES, DEFAULT_MIN_FRAMES, CalibrationData, gather_calibration
@@ -135,20 +134,23 @@ def int8_spec(
 def rgbd_validation_fn(spec: ModelSpec, long_side: int | None) -> ValidationFn:
     """NNCF's validation function: minus the mean AbsRel on RGB-D frames (NNCF wants higher = better).
 
-    The same protocol as the gate: ``preprocess`` at ``model_input_hw(..., long_side)``, ``unpad_and_resize``
-    back to the frame, ``depth_metrics``; the model runs in an ONNX Runtime session.
+    The same protocol as the gate: the runtime's Predictor (preprocessing at ``long_side``, the spec's
+    outputs, back to the frame's size) over an ONNX Runtime session of the candidate, then ``depth_metrics``.
     """
     import onnxruntime as ort
 
-    side = long_side or max(spec.input_size)
+    from edgedepth.backends.onnxruntime import OnnxRuntimeBackend
+    from edgedepth.predictor import InputPolicy, Predictor
+
+    policy = InputPolicy(spec, long_side=long_side or max(spec.input_size))
 
     def validate(model: Any, frames: Iterable[RGBDFrame]) -> tuple[float, list[float]]:
         session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        values = []
-        for frame in frames:
-            x, plan = preprocess(frame.bgr, spec, model_input_hw(frame.bgr.shape[:2], spec, side))
-            inv = session.run([spec.output_name], {spec.input_name: x})[0][0, 0]
-            values.append(-depth_metrics(unpad_and_resize(inv, plan), frame.depth_m).abs_rel)
+        with OnnxRuntimeBackend(session, spec, source="the INT8 candidate") as backend:
+            predictor = Predictor(backend, policy)
+            values = [
+                -depth_metrics(predictor.predict(f.bgr).inverse_depth, f.depth_m).abs_rel for f in frames
+            ]
         return float(np.mean(values)), values
 
     return validate

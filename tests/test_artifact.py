@@ -146,3 +146,14 @@ def test_the_readers_old_home_still_works_with_a_warning() -> None:
         assert artifact.read_spec is read_spec
     with pytest.raises(AttributeError):
         artifact.no_such_name  # noqa: B018
+
+
+def test_the_stagers_old_names_still_work_with_a_warning() -> None:
+    import edgedepth.staging as staging
+    from edgedepth.predictor import Predictor
+    from edgedepth.result import DepthResult
+
+    with pytest.warns(DeprecationWarning, match="edgedepth.predictor.Predictor"):
+        assert staging.FrameStager is Predictor
+    with pytest.warns(DeprecationWarning, match="moved to edgedepth.result"):
+        assert staging.DepthResult is DepthResult

@@ -10,7 +10,7 @@ import pytest
 
 from edgedepth.capture import VideoOutput
 from edgedepth.errors import InputError
-from edgedepth.staging import DepthResult
+from edgedepth.result import DepthResult
 
 W, H = 64, 48
 

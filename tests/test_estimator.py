@@ -191,9 +191,9 @@ def test_closing_while_eight_threads_predict_gives_typed_errors_only(tiny_onnx: 
 
 def test_a_frame_staged_without_input_is_refused_by_a_cpu_backend(tiny_onnx: Path) -> None:
     """Only a backend that preprocesses on its device takes frames without a model input: a typed error."""
-    from edgedepth.staging import StagedFrame
+    from edgedepth.predictor import StagedFrame
 
     with DepthEstimator(tiny_onnx) as est:
         bare = StagedFrame(np.zeros((32, 32, 3), np.uint8), None, None, 0.0)
         with pytest.raises(InferenceError, match=r"tiny.*without its model input"):
-            est._stager.run(bare)
+            est._predictor.run(bare)

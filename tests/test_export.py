@@ -61,3 +61,25 @@ def test_static_export(model: torch.nn.Module, tmp_path: Path) -> None:
     assert sess.get_inputs()[0].shape == [1, 3, 64, 64]
     assert verify_parity(model, path, [(64, 64)]).max_rel_error < 1e-4
     assert not list(tmp_path.glob("*.tmp")), "the atomic write left a temp file"
+
+
+def test_a_checkpoint_and_its_export_score_alike_through_one_path(
+    model: torch.nn.Module, dynamic_onnx: Path, tmp_path: Path
+) -> None:
+    """``edgedepth-train eval`` runs a model in memory (TorchBackend) and its ONNX file through the same
+    Predictor: the scores agree to float precision."""
+    import cv2
+    import numpy as np
+
+    from edgedepth_train.evaluate import evaluate_folder, onnx_predictor, torch_predictor
+
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        frame = tmp_path / "rgbd" / f"f{i}"
+        frame.mkdir(parents=True)
+        cv2.imwrite(str(frame / "rgb.png"), rng.integers(0, 255, (72, 96, 3), dtype=np.uint8))
+        np.save(frame / "depth.npy", rng.uniform(0.5, 4.0, (72, 96)).astype(np.float32))
+    ours = evaluate_folder(torch_predictor(model, 96), tmp_path / "rgbd")
+    exported = evaluate_folder(onnx_predictor(dynamic_onnx, 96), tmp_path / "rgbd")
+    for a, b in zip(ours, exported, strict=True):
+        assert a.model.abs_rel == pytest.approx(b.model.abs_rel, rel=1e-3, abs=1e-5)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edgedepth.result import DepthResult
 from edgedepth.stabilize import Stabilizer, ValueRange, flicker
-from edgedepth.staging import DepthResult
 
 H, W = 192, 256
 

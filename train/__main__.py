@@ -129,21 +129,18 @@ def cmd_eval(args: argparse.Namespace) -> None:
     import json
 
     from edgedepth.fileio import atomic_write_bytes
-    from edgedepth.model_file import read_onnx_spec
 
     from .evaluate import evaluate_folder, format_report, onnx_predictor, report, torch_predictor
 
     if args.onnx:
-        predict, spec = onnx_predictor(args.onnx), read_onnx_spec(args.onnx)
+        predictor = onnx_predictor(args.onnx, args.long_side)
     else:
         from .checkpoint import load_trained
-        from .export import model_spec
 
-        model = load_trained(args.checkpoint, args.model)
-        predict, spec = torch_predictor(model), model_spec(model)
+        predictor = torch_predictor(load_trained(args.checkpoint, args.model), args.long_side)
     results = {}
     for root in args.data:
-        rows = evaluate_folder(predict, root, spec, args.long_side)
+        rows = evaluate_folder(predictor, root)
         print(format_report(rows, f"{root} (input long side {args.long_side})", args.per_frame))
         results[str(root)] = report(rows).as_dict()
     if args.json:

@@ -1,33 +1,22 @@
 """Evaluation on RGB-D folders: per-frame AbsRel and delta1 beside the ground-plane prior, grouped by source.
 
-Images are letterboxed with ``edgedepth.preprocess`` at the spec's size policy, the prediction is mapped
-back to the frame's resolution, and ``edgedepth.metrics`` aligns and scores it. The same path serves a
-PyTorch checkpoint and an exported ONNX file; an ONNX file needs neither torch nor this package's models.
-A frame's group is ``meta.json``'s ``group`` (``rgbd_real``), or else the folder's name (``rgbd``).
+Every model goes through the runtime's :class:`~edgedepth.predictor.Predictor`: an exported file over its
+ONNX Runtime backend, a PyTorch checkpoint over :class:`~edgedepth_train.torch_backend.TorchBackend`. So
+preprocessing, the spec's output name and kind (a depth output is inverted) and the mapping back to the
+frame are the runtime's own; ``edgedepth.metrics`` aligns and scores. An ONNX file needs neither torch nor
+this package's models. A frame's group is ``meta.json``'s ``group`` (``rgbd_real``), or else the folder's
+name (``rgbd``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from edgedepth.artifact import ModelSpec
-from edgedepth.metrics import (
-    EVAL_LONG_SIDE,
-    DepthMetrics,
-    GroupReport,
-    depth_metrics,
-    ground_plane_prior,
-    group_report,
-)
-from edgedepth.preprocess import model_input_hw, preprocess, unpad_and_resize
+from edgedepth.metrics import DepthMetrics, GroupReport, depth_metrics, ground_plane_prior, group_report
+from edgedepth.predictor import InputPolicy, Predictor
 from edgedepth.rgbd import iter_rgbd
-
-Predictor = Callable[[np.ndarray], np.ndarray]  # model input NCHW float32 -> inverse depth (H, W)
 
 
 @dataclass(frozen=True)
@@ -38,37 +27,35 @@ class FrameScore:
     prior: DepthMetrics
 
 
-def torch_predictor(model: Any) -> Predictor:
-    import torch
-
-    from .models.head import mixture_readout
-
-    model.eval()
-
-    def run(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            inv, _ = mixture_readout(model(torch.from_numpy(x)))
-        return inv[0, 0].numpy()
-
-    return run
+def policy(spec: Any, long_side: int | None) -> InputPolicy:
+    """The evaluation's input size: the image's aspect at ``long_side``, or the spec's own size (None)."""
+    return (
+        InputPolicy(spec, long_side=long_side) if long_side else InputPolicy(spec, input_size=spec.input_size)
+    )
 
 
-def onnx_predictor(path: str | Path) -> Predictor:
-    import onnxruntime as ort
+def torch_predictor(model: Any, long_side: int | None) -> Predictor:
+    from .torch_backend import TorchBackend
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return lambda x: sess.run(None, {name: x})[0][0, 0]
+    backend = TorchBackend(model)
+    return Predictor(backend, policy(backend.spec, long_side))
 
 
-def evaluate_folder(
-    predict: Predictor, root: str | Path, spec: ModelSpec, long_side: int | None = EVAL_LONG_SIDE
-) -> list[FrameScore]:
-    """Score every frame of an RGB-D folder; ``long_side`` sets the input size of dynamic-shape models."""
+def onnx_predictor(path: str | Path, long_side: int | None) -> Predictor:
+    """Any model file the runtime loads (its spec from the file), on ONNX Runtime's CPU provider."""
+    from edgedepth.backends.base import BackendOptions
+    from edgedepth.backends.registry import open_backend
+    from edgedepth.model_file import read_spec
+
+    backend, _ = open_backend(Path(path), read_spec(path), "onnxruntime", BackendOptions())
+    return Predictor(backend, policy(backend.spec, long_side))
+
+
+def evaluate_folder(predictor: Predictor, root: str | Path) -> list[FrameScore]:
+    """Score every frame of an RGB-D folder."""
     rows = []
     for frame in iter_rgbd(root):
-        x, plan = preprocess(frame.bgr, spec, model_input_hw(frame.bgr.shape[:2], spec, long_side))
-        inv = unpad_and_resize(predict(x), plan)
+        inv = predictor.predict(frame.bgr).inverse_depth
         prior = ground_plane_prior(*frame.depth_m.shape)
         group = str(frame.meta.get("group", Path(root).name))
         rows.append(

@@ -24,7 +24,7 @@ from ..postprocess import VIDEO_CODECS, SideBySideWriter, side_by_side
 from ..stabilize import ValueRange
 
 if TYPE_CHECKING:
-    from ..staging import DepthResult
+    from ..result import DepthResult
 
 WINDOW = "window"  # the target that opens a window instead of a file
 DEFAULT_FPS = 30.0
