@@ -21,7 +21,8 @@ def source_arg(text: str) -> object:
 
 def run_stream(args: argparse.Namespace, source: object, save: str | None, show: bool) -> int:
     """Shared by ``stream`` and ``demo``: run, show and/or save side by side, report progress and FPS."""
-    from .capture import WINDOW, SourceState, StatusEvent, VideoOutput
+    from .capture import SourceState, StatusEvent
+    from .output import WINDOW, VideoOutput
 
     targets = [*([save] if save else []), *([WINDOW] if show else [])]
     check_cloud_options(args, bool(args.ply_every))
@@ -99,7 +100,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
     """Several sources in one batch per tick: one output file (NAME_i.mp4) or window per source."""
-    from .capture import WINDOW, VideoOutput
+    from .output import WINDOW, VideoOutput
 
     if args.ply_every:
         raise InputError("--ply-every takes one source; run one stream per camera for point clouds")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -195,3 +196,22 @@ def depth_from_inverse(
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = np.where(denom > eps, 1.0 / np.where(denom > eps, denom, 1.0), np.nan)
     return depth.astype(np.float32)
+
+
+@dataclass
+class ValueRange:
+    """A slowly adapting colour range for a stream (instead of each frame's min and max): the 2nd and 98th
+    percentiles, followed with weight ``rate`` per frame."""
+
+    rate: float = 0.05
+    low: float | None = None
+    high: float | None = None
+
+    def __call__(self, inverse_depth: np.ndarray) -> tuple[float, float]:
+        lo, hi = (float(v) for v in np.percentile(inverse_depth[::4, ::4], [2, 98]))
+        if self.low is None or self.high is None:
+            self.low, self.high = lo, hi
+        else:
+            self.low += self.rate * (lo - self.low)
+            self.high += self.rate * (hi - self.high)
+        return self.low, max(self.high, self.low + 1e-6)

@@ -30,8 +30,7 @@ import numpy as np
 
 from .errors import InputError
 from .imageio import encode_png16
-from .postprocess import side_by_side
-from .stabilize import ValueRange
+from .postprocess import ValueRange, side_by_side
 
 if TYPE_CHECKING:
     from .estimator import DepthEstimator

@@ -125,22 +125,3 @@ def flicker(maps: list[np.ndarray], static: list[np.ndarray]) -> float:
         if mask.any():
             changes.append(float(np.mean(np.abs(cur - prev)[mask])) / spread)
     return float(np.mean(changes)) if changes else 0.0
-
-
-@dataclass
-class ValueRange:
-    """A slowly adapting colour range for a stream (instead of each frame's min and max): the 2nd and 98th
-    percentiles, followed with weight ``rate`` per frame."""
-
-    rate: float = 0.05
-    low: float | None = None
-    high: float | None = None
-
-    def __call__(self, inverse_depth: np.ndarray) -> tuple[float, float]:
-        lo, hi = (float(v) for v in np.percentile(inverse_depth[::4, ::4], [2, 98]))
-        if self.low is None or self.high is None:
-            self.low, self.high = lo, hi
-        else:
-            self.low += self.rate * (lo - self.low)
-            self.high += self.rate * (hi - self.high)
-        return self.low, max(self.high, self.low + 1e-6)

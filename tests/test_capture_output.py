@@ -1,4 +1,4 @@
-"""VideoOutput, VideoSource's peer: a video file of frame beside depth (written atomically), or a window."""
+"""VideoOutput (edgedepth.output), VideoSource's peer: a video file of frame beside depth (written atomically), or a window."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgedepth.capture import VideoOutput
 from edgedepth.errors import InputError
+from edgedepth.output import VideoOutput
 from edgedepth.result import DepthResult
 
 W, H = 64, 48

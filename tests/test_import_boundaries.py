@@ -128,3 +128,13 @@ def test_no_import_cycles_anywhere() -> None:
     assert len(graph) > 100 and "edgedepth.model_file" in graph["edgedepth.estimator"]
     assert _cycles(graph) == []
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_sources_import_nothing_of_inference_or_outputs() -> None:
+    """capture/ holds sources only: beyond itself it reads the errors and the frame-folder layout (rgbd)."""
+    graph = _import_graph()
+    reach = {t for m, targets in graph.items() if m.startswith("edgedepth.capture") for t in targets}
+    assert {t for t in reach if not t.startswith("edgedepth.capture")} <= {
+        "edgedepth.errors",
+        "edgedepth.rgbd",
+    }

@@ -5,8 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from edgedepth.postprocess import ValueRange
 from edgedepth.result import DepthResult
-from edgedepth.stabilize import Stabilizer, ValueRange, flicker
+from edgedepth.stabilize import Stabilizer, flicker
 
 H, W = 192, 256
 

@@ -20,8 +20,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, SourceError
-from ..postprocess import VIDEO_CODECS, SideBySideWriter, side_by_side
-from ..stabilize import ValueRange
+from ..postprocess import VIDEO_CODECS, SideBySideWriter, ValueRange, side_by_side
 
 if TYPE_CHECKING:
     from ..result import DepthResult
