@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_models import make_tiny_depth_onnx
+
+from tests.tiny_models import make_tiny_depth_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

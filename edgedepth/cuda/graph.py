@@ -19,7 +19,7 @@ CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1
 
 
 # The driver entry points used, with their ctypes argument types (all return CUresult, an int).
-# tests/test_cuda.py compiles these prototypes against the toolkit's cuda.h.
+# tests/edgedepth/test_cuda.py compiles these prototypes against the toolkit's cuda.h.
 DRIVER_FUNCTIONS: dict[str, list[Any]] = {
     "cuStreamBeginCapture_v2": [ctypes.c_void_p, ctypes.c_int],
     "cuStreamEndCapture": [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)],

@@ -114,7 +114,7 @@ def test_onnx_mutants(backend: str, model: Path, tmp_path: Path, fuzz_scale: int
 def test_engine_header_mutants(tmp_path: Path, fuzz_scale: int) -> None:
     from edgedepth.engine_file import MAGIC, write_engine
     from edgedepth.fileio import _LENGTH
-    from tests.test_engine_file import make_header
+    from tests.edgedepth.test_engine_file import make_header
 
     good = tmp_path / "good.engine"
     write_engine(good, make_header(), b"plan bytes " * 50)

@@ -61,7 +61,7 @@ echo "== kernel, CUDA graph and timing checks"
 PYTHONUNBUFFERED=1 $PY tests/gpu/device_check.py --out "$OUT" || status=1
 
 echo "== the GPU-marked tests"
-$PY -m pytest -q -m gpu -p no:cacheprovider tests/test_cuda.py tests/test_tensorrt_gpu.py -rs \
+$PY -m pytest -q -m gpu -p no:cacheprovider tests/edgedepth/test_cuda.py tests/edgedepth/test_tensorrt_gpu.py -rs \
   > "$OUT/pytest_gpu.log" 2>&1 || status=1
 tail -15 "$OUT/pytest_gpu.log"
 

@@ -15,7 +15,7 @@ import pytest
 
 from edgedepth_train.burst import PART_BYTES, join, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

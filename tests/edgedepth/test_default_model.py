@@ -23,7 +23,7 @@ def test_default_model_is_shipped_small_and_traceable() -> None:
     spec = read_onnx_spec(path)
     assert spec.name == "efficientdepth-s" and spec.version == "2"
     assert spec.precision is Precision.FP32 and spec.dynamic_shape
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     assert spec.provenance["recipe_sha256"] == load_recipe(repo / spec.provenance["recipe"]).sha256
     assert load_recipe(repo / spec.provenance["stage1_recipe"]).stages
     teacher = load_recipe(repo / spec.provenance["recipe"]).sources["real"].teacher

@@ -15,7 +15,6 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from tiny_models import make_tiny_depth_onnx
 
 from edgedepth.backends import BackendKind, backend_status
 from edgedepth.errors import InputError, ModelLoadError
@@ -34,8 +33,9 @@ from edgedepth_benchmarks.reference import VIT_S14, ViTConfig, reference_hw, ref
 from edgedepth_benchmarks.reference.flops import count_flops
 from edgedepth_benchmarks.report import markdown, to_json, write_outputs
 from edgedepth_benchmarks.suite import reference_parameters, run_suite
+from tests.tiny_models import make_tiny_depth_onnx
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_VIT = ViTConfig(width=32, depth=2, heads=2, mlp=64, base_grid=4)
 CPU_BACKENDS = [k for k in (BackendKind.ONNXRUNTIME, BackendKind.OPENVINO) if backend_status(k).available]
 

@@ -1,6 +1,6 @@
 """The engine builder's GPU-free parts: profile derivation, the bound calibration cache, input checks, CLI.
 
-The build itself needs TensorRT and a GPU (tests/test_tensorrt_gpu.py); here it is checked that it refuses
+The build itself needs TensorRT and a GPU (tests/edgedepth/test_tensorrt_gpu.py); here it is checked that it refuses
 cleanly, naming the install command, when they are absent.
 """
 
@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_models import tiny_spec
 
 from edgedepth import default_model_path
 from edgedepth.artifact import Precision
@@ -28,6 +27,7 @@ from edgedepth_quantize.engine import (
     write_calibration_cache,
 )
 from edgedepth_quantize.errors import CalibrationError
+from tests.tiny_models import tiny_spec
 
 TRT_AVAILABLE = backend_status(BackendKind.TENSORRT).available
 
@@ -139,7 +139,7 @@ def test_build_refuses_bad_options_before_touching_tensorrt(tmp_path: Path) -> N
 
 
 @pytest.mark.skipif(
-    TRT_AVAILABLE, reason="TensorRT is usable here; tests/test_tensorrt_gpu.py builds engines"
+    TRT_AVAILABLE, reason="TensorRT is usable here; tests/edgedepth/test_tensorrt_gpu.py builds engines"
 )
 def test_build_without_tensorrt_names_the_install(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailableError, match="edgedepth\\[tensorrt\\]"):

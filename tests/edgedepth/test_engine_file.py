@@ -14,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tiny_models import tiny_spec
 
 from edgedepth.artifact import Precision
 from edgedepth.backends import BackendKind, backend_status
@@ -34,6 +33,7 @@ from edgedepth.errors import BackendUnavailableError, InputError, ModelLoadError
 from edgedepth.model_file import read_onnx_spec
 from edgedepth_quantize.cli import build_parser as quantize_parser
 from edgedepth_quantize.engine import build_command
+from tests.tiny_models import tiny_spec
 
 PLAN = bytes(range(256)) * 64  # opaque to the header code
 
@@ -179,7 +179,7 @@ def test_engine_routes_to_tensorrt_which_reports_why_it_is_unavailable(tmp_path:
     from edgedepth import DepthEstimator
 
     if backend_status(BackendKind.TENSORRT).available:
-        pytest.skip("TensorRT is usable here; tests/test_tensorrt_gpu.py covers loading")
+        pytest.skip("TensorRT is usable here; tests/edgedepth/test_tensorrt_gpu.py covers loading")
     path = tmp_path / "m.engine"
     write_engine(path, make_header(), PLAN)
     with pytest.raises(BackendUnavailableError, match="tensorrt"):

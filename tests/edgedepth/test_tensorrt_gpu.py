@@ -1,7 +1,7 @@
 """TensorRT on a real GPU: engines of the default model, parity with ONNX Runtime, CUDA preprocessing, threads.
 
 Skipped, with the reason, where TensorRT, pycuda or a GPU is missing (CI has none). Run them on a Jetson or
-any NVIDIA machine with ``python -m pytest -m gpu tests/test_tensorrt_gpu.py``.
+any NVIDIA machine with ``python -m pytest -m gpu tests/edgedepth/test_tensorrt_gpu.py``.
 """
 
 from __future__ import annotations

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import make_tiny_depth_onnx, tiny_spec
 
 from edgedepth.cli import main
 from edgedepth.embedded import default_model_path
 from edgedepth.errors import InputError, SourceError
 from edgedepth.metrics import agreement, agreement_metrics
 from edgedepth.verify import DEFAULT_MAX_ABS_REL, INT8_MAX_ABS_REL, verify
+from tests.tiny_models import make_tiny_depth_onnx, tiny_spec
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_models import make_tiny_depth_onnx, tiny_depth_reference, tiny_spec
 
 import edgedepth
 from edgedepth.artifact import ModelSpec, Precision
@@ -25,6 +24,7 @@ from edgedepth.backends import (
 )
 from edgedepth.errors import BackendUnavailableError, InputError, ModelLoadError
 from edgedepth.model_file import read_onnx_spec
+from tests.tiny_models import make_tiny_depth_onnx, tiny_depth_reference, tiny_spec
 
 CPU_KINDS = ("onnxruntime", "openvino")
 TRT_INSTALL = "pip install edgedepth[tensorrt] (on Jetson: JetPack's TensorRT"

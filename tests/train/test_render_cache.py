@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from furniture_assets import write_library
 
 from edgedepth.errors import DataError
 from edgedepth_train.data.render_cache import MANIFEST, CachedFrames, CacheKey, render_cache, shard_name
+from tests.furniture_assets import write_library
 
 KEY = CacheKey(size=(48, 64), views_per_scene=3, shard_frames=3)
 

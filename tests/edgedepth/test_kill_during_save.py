@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KILLS = {"predict": 20, "checkpoint": 10, "engine": 10, "cache": 10}  # 50 in all
 
 WRITER = textwrap.dedent(
@@ -37,12 +37,12 @@ WRITER = textwrap.dedent(
         run = lambda i: save_checkpoint(out / "c.safetensors", state, {"model": "x"})
     elif kind == "engine":
         sys.path.insert(0, str(Path(sys.argv[3])))
-        from test_engine_file import make_header
+        from tests.edgedepth.test_engine_file import make_header
         from edgedepth.engine_file import write_engine
         run = lambda i: write_engine(out / "m.engine", make_header(), bytes(2_000_000) + str(i).encode())
     else:
         sys.path.insert(0, str(Path(sys.argv[3])))
-        from test_engine_build import binding
+        from tests.quantize.test_engine_build import binding
         from edgedepth_quantize.engine import write_calibration_cache
         run = lambda i: write_calibration_cache(out / "m.calibration-cache", binding(), bytes(3_000_000))
     print("ready", flush=True)
@@ -84,7 +84,7 @@ def verify(kind: str, out: Path) -> int:
             checked += 1
     else:
         from edgedepth_quantize.engine import read_calibration_cache
-        from tests.test_engine_build import binding
+        from tests.quantize.test_engine_build import binding
 
         if (out / "m.calibration-cache").exists():
             assert read_calibration_cache(out / "m.calibration-cache", binding()) is not None
@@ -104,7 +104,7 @@ def test_sigkill_at_random_moments_leaves_no_partial_file(kind: str, tmp_path: P
         (tmp_path / "images").mkdir()
         for i in range(40):
             cv2.imwrite(str(tmp_path / "images" / f"f{i:02d}.png"), np.full((120, 160, 3), i * 6, np.uint8))
-    extra = str(tiny_onnx) if kind == "predict" else str(ROOT / "tests")
+    extra = str(tiny_onnx) if kind == "predict" else str(ROOT)
     rng = np.random.default_rng(list(KILLS).index(kind))
     checked, left = 0, 0
     for _ in range(KILLS[kind]):

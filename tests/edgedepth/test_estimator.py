@@ -9,13 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from tiny_models import make_tiny_depth_onnx, tiny_depth_reference
 
 from edgedepth import DepthEstimator, ModelSpec
 from edgedepth.artifact import OutputKind
 from edgedepth.errors import InferenceError, InputError, ModelLoadError
 from edgedepth.model_file import read_onnx_spec
 from edgedepth.preprocess import preprocess, unpad_and_resize
+from tests.tiny_models import make_tiny_depth_onnx, tiny_depth_reference
 
 BACKENDS = ["onnxruntime", "openvino"]
 

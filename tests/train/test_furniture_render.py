@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from furniture_assets import catalogue_text, write_library
 
 from edgedepth_train.data.assets import (
     ASSET_DIR,
@@ -30,6 +29,7 @@ from edgedepth_train.data.furniture_scenes import (
     sample_furniture_scene,
     yaw_pose,
 )
+from tests.furniture_assets import catalogue_text, write_library
 
 
 @pytest.fixture(scope="module")
