@@ -168,7 +168,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``benchmark`` sub-command to a CLI's subparsers (``edgedepth benchmark``)."""
     parser = subparsers.add_parser(
         "benchmark",

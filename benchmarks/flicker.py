@@ -41,7 +41,8 @@ def measure(
     est: DepthEstimator, video: Path, max_frames: int | None = None, frame_hw: tuple[int, int] | None = None
 ) -> dict[str, Any]:
     capture = cv2.VideoCapture(str(video))
-    frames, raw = [], []
+    frames: list[np.ndarray] = []
+    raw: list[Any] = []
     while max_frames is None or len(frames) < max_frames:
         ok, frame = capture.read()
         if not ok:

@@ -17,6 +17,7 @@ batch.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -207,7 +208,7 @@ def open_models(
     opened: list[Opened] = []
     try:
         for entry in models:
-            options = BackendOptions(precision=entry.precision, threads=cfg.threads)
+            options = BackendOptions(precision=Precision(entry.precision), threads=cfg.threads)
             backend, _ = open_backend(entry.path, entry.spec, kind, options)  # type: ignore[arg-type]
             opened.append(Opened(entry.label, backend, entry.precision, flop_counter_for(entry.path)))
         if reference is not None:
@@ -271,7 +272,7 @@ def measure_backend(
             runners, members = [], []
             cell_rows = []
             for o in ours:
-                base = {"backend": kind.value, "model": o.key, "precision": o.precision}
+                base: dict[str, Any] = {"backend": kind.value, "model": o.key, "precision": o.precision}
                 base |= {"input_hw": list(hw), "batch": batch, "timer": timer_note}
                 reason = unfit_reason(o.spec, hw, batch)
                 if reason is not None:
@@ -279,7 +280,7 @@ def measure_backend(
                     continue
                 x = cell_input(o.spec, frame, hw, batch)
                 runners.append(
-                    TimedRunner(o.key, lambda o=o, x=x: o.backend.infer(x), cfg.runs, cfg.warmup, timer)
+                    TimedRunner(o.key, functools.partial(o.backend.infer, x), cfg.runs, cfg.warmup, timer)
                 )
                 members.append((o, base))
             ref_hw = reference_hw(hw) if reference is not None else None

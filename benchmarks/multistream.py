@@ -49,7 +49,8 @@ class PacedCapture:
 
 
 def decode(video: Path, limit: int = 120) -> list[np.ndarray]:
-    capture, frames = cv2.VideoCapture(str(video)), []
+    capture = cv2.VideoCapture(str(video))
+    frames: list[np.ndarray] = []
     while len(frames) < limit:
         ok, frame = capture.read()
         if not ok:

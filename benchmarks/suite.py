@@ -173,7 +173,11 @@ def measure_streams(cfg: BenchmarkConfig, log: Log) -> list[dict[str, Any]]:
     for kind in cfg.backends:
         for entry in models_for(cfg, kind):
             for long_side in dict.fromkeys(max(hw) for hw in cfg.sizes):
-                base = {"backend": kind.value, "model": entry.label, "precision": entry.precision}
+                base: dict[str, Any] = {
+                    "backend": kind.value,
+                    "model": entry.label,
+                    "precision": entry.precision,
+                }
                 base["long_side"] = long_side
                 try:
                     with open_estimator(
@@ -247,7 +251,9 @@ def attach_memory(
 def _cell_memory(result: dict[str, Any], hw: list[int], batch: int) -> dict[str, Any]:
     if "error" in result:
         return {"error": result["error"]}
-    cell = next((c for c in result["cells"] if c["input_hw"] == list(hw) and c["batch"] == batch), {})
+    cell: dict[str, Any] = next(
+        (c for c in result["cells"] if c["input_hw"] == list(hw) and c["batch"] == batch), {}
+    )
     if "error" in cell:
         return {"error": cell["error"]}
     keys = (

@@ -6,6 +6,8 @@ lazily, so ``import edgedepth`` stays cheap.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .artifact import ModelSpec
 from .embedded import DEFAULT_MODEL, default_model_path
 from .errors import (
@@ -34,6 +36,11 @@ __all__ = [
 ]
 
 _LAZY = {"DepthEstimator": "estimator", "DepthResult": "result", "VideoSource": "capture"}
+
+if TYPE_CHECKING:  # the type checker sees the lazily imported names as what they are
+    from .capture import VideoSource
+    from .estimator import DepthEstimator
+    from .result import DepthResult
 
 
 def __getattr__(name: str) -> object:

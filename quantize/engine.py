@@ -247,7 +247,7 @@ def make_entropy_calibrator(
         def get_batch_size(self) -> int:
             return batch_size
 
-        def get_batch(self, names: list[str]) -> list[int] | None:  # type: ignore[override]
+        def get_batch(self, names: list[str]) -> list[int] | None:  # type: ignore[override,unused-ignore]
             batch = next(self._batches, None)
             if batch is None or batch.shape[0] != batch_size:  # TensorRT takes whole batches only
                 return None

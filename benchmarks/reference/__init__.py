@@ -124,7 +124,7 @@ def export_reference(cfg: ViTConfig) -> bytes:
         torch.onnx.export(
             model,
             (example,),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes to file objects too
             input_names=[spec.input_name],
             output_names=[spec.output_name],
             dynamic_axes={

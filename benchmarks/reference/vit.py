@@ -75,7 +75,8 @@ class ViTEncoder(nn.Module):
         """The class token's embedding and the patch grid's, resized from the base grid to (gh, gw)."""
         g, c = self.cfg.base_grid, self.cfg.width
         grid = self.pos_embed[:, 1:].reshape(1, g, g, c).permute(0, 3, 1, 2)
-        grid = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False)
+        # gh, gw are tensors while the exporter traces: the graph keeps the resize dynamic
+        grid = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False)  # type: ignore[arg-type]
         return torch.cat([self.pos_embed[:, :1], grid.flatten(2).transpose(1, 2)], dim=1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -88,7 +88,7 @@ def test_the_stubs_are_in_effect(stub_path: Path, tmp_path: Path) -> None:
     assert 'has no attribute "execute_async_v4"' in out.stdout, out.stdout + out.stderr
 
 
-def test_mypy_is_clean_on_the_runtime_and_the_engine_builder(stub_path: Path) -> None:
-    out = run_mypy(stub_path, "edgedepth", "quantize/engine.py", "quantize/engine_cli.py")
+def test_mypy_is_clean_on_the_runtime_the_quantizer_and_the_benchmarks(stub_path: Path) -> None:
+    out = run_mypy(stub_path, "edgedepth", "quantize", "benchmarks")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Success" in out.stdout
