@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edgedepth.artifact import ModelSpec, Precision
+from edgedepth.artifact import ModelSpec
 from edgedepth.backends import Backend, BackendKind, BackendOptions, open_backend
 from edgedepth.model_file import read_onnx_spec
 from edgedepth.preprocess import preprocess
@@ -208,12 +208,12 @@ def open_models(
     opened: list[Opened] = []
     try:
         for entry in models:
-            options = BackendOptions(precision=Precision(entry.precision), threads=cfg.threads)
+            options = BackendOptions(threads=cfg.threads)
             backend, _ = open_backend(entry.path, entry.spec, kind, options)  # type: ignore[arg-type]
             opened.append(Opened(entry.label, backend, entry.precision, flop_counter_for(entry.path)))
         if reference is not None:
             spec = read_onnx_spec(reference) if reference.suffix.lower() == ".onnx" else None
-            options = BackendOptions(precision=Precision.FP32, threads=cfg.threads)
+            options = BackendOptions(threads=cfg.threads)
             backend, _ = open_backend(reference, spec, kind, options)  # type: ignore[arg-type]
             opened.append(Opened(REFERENCE_KEY, backend, "fp32", flop_counter_for(reference)))
     except BaseException:

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from edgedepth.artifact import Precision
 from edgedepth.backends import BackendKind, BackendOptions, backend_status, open_backend
 from edgedepth.model_file import read_onnx_spec
 
@@ -226,8 +225,7 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
     if not status.available:
         return {"error": f"backend {kind.value} unavailable: {status.reason}"}
     spec = read_onnx_spec(path) if path.suffix.lower() == ".onnx" else None
-    precision = request.get("precision") or (spec.precision if spec is not None else "fp32")
-    options = BackendOptions(precision=Precision(precision), threads=request["threads"])
+    options = BackendOptions(threads=request["threads"])
     gpu, gpu_note = open_cuda_memory() if kind is BackendKind.TENSORRT else (None, "CPU backend")
     gpu_base = gpu.used_mb() if gpu is not None else None
     baseline = rss_mb()

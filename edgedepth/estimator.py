@@ -86,7 +86,7 @@ class DepthEstimator:
             check(self.model_path, verify_sha256)
         if spec is None:  # an engine carries its spec in its header, readable without TensorRT
             spec = read_spec(self.model_path)
-        options = BackendOptions(precision=self.precision, threads=threads, **backend_options)
+        options = BackendOptions(threads=threads, **backend_options)
         self._backend, self.backend_reasons = open_backend(self.model_path, spec, backend, options)
         self.spec: ModelSpec = self._backend.spec
         policy = InputPolicy(self.spec, input_size, long_side, max_pixels)

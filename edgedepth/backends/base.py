@@ -20,7 +20,7 @@ from typing import ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from ..artifact import ModelSpec, Precision, parse_enum
+from ..artifact import ModelSpec, Precision
 from ..errors import EdgeDepthError, InferenceError, InputError, ModelLoadError, choices
 from ..preprocess import ResizePlan
 
@@ -37,17 +37,18 @@ OPENVINO_HINTS = ("f32", "bf16", "f16")
 
 @dataclass(frozen=True)
 class BackendOptions:
-    """How to run a model. ``precision`` is the model file's precision / the execution precision wanted.
+    """How to run a model. What precision a model computes in is its file's (the spec's ``precision``).
 
     ``device``: None for the backend's default (ONNX Runtime "cpu", OpenVINO "CPU", TensorRT "cuda:0"); an
     OpenVINO device name ("CPU", "GPU", "NPU", "AUTO", ...); for ONNX Runtime "cpu" or "cuda" (the CUDA
     execution provider); for TensorRT "cuda" or "cuda:N". A device a backend does not serve is refused.
     ``openvino_hint`` sets INFERENCE_PRECISION_HINT; with None the backend follows ``precision`` (fp32 ->
     "f32", so results do not silently turn bf16 on AMX CPUs; otherwise the device default). ``cuda_graph``
-    (TensorRT) captures each input shape's execution in a CUDA graph and replays it.
+    (TensorRT) captures each input shape's execution in a CUDA graph and replays it. ``precision`` is
+    deprecated and ignored: it used to stand for both the file and the execution hint.
     """
 
-    precision: Precision = Precision.FP32
+    precision: Precision | None = None
     threads: int | None = None
     device: str | None = None
     providers: tuple[str, ...] | None = None
@@ -55,10 +56,15 @@ class BackendOptions:
     cuda_graph: bool = False
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "precision", parse_enum(Precision, self.precision, "precision"))
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+        if self.precision is not None:
+            import warnings
+
+            warnings.warn(
+                "BackendOptions.precision is ignored: a model's precision is its file's; set openvino_hint "
+                "for OpenVINO's execution precision",
+                DeprecationWarning,
+                stacklevel=3,
+            )
         if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
             raise InputError(f"threads={self.threads!r} is not valid; use a positive integer or None")
         if self.device is not None and (not isinstance(self.device, str) or not self.device.strip()):

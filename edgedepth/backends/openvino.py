@@ -62,12 +62,13 @@ def probe() -> tuple[bool, str]:
     return True, f"openvino {version}, devices: {', '.join(devices)}"
 
 
-def compile_config(options: BackendOptions) -> dict[str, Any]:
-    """The compile properties: latency hint, thread count and precision hint (when set or implied)."""
+def compile_config(options: BackendOptions, precision: Precision = Precision.FP32) -> dict[str, Any]:
+    """The compile properties: latency hint, thread count and precision hint: ``openvino_hint`` when set,
+    else implied by the model file's ``precision`` (its spec's)."""
     config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
     if options.threads is not None:
         config["INFERENCE_NUM_THREADS"] = options.threads
-    hint = options.openvino_hint or DEFAULT_HINTS.get(options.precision)
+    hint = options.openvino_hint or DEFAULT_HINTS.get(precision)
     if hint is not None:
         config["INFERENCE_PRECISION_HINT"] = hint.lower()
     return config
@@ -85,8 +86,11 @@ def check_device(core: ov.Core, device: str) -> None:
     )
 
 
-def compile_model(path: str | Path, options: BackendOptions) -> ov.CompiledModel:
-    """Read an ONNX/IR file and compile it for ``options.device``; a bad file raises ModelLoadError."""
+def compile_model(
+    path: str | Path, options: BackendOptions, precision: Precision = Precision.FP32
+) -> ov.CompiledModel:
+    """Read an ONNX/IR file of ``precision`` and compile it for ``options.device``; a bad file raises
+    ModelLoadError."""
     ov = _import_ov()
     path = Path(path)
     if not path.is_file():
@@ -98,7 +102,7 @@ def compile_model(path: str | Path, options: BackendOptions) -> ov.CompiledModel
         model = core.read_model(str(path))
     except Exception as exc:  # openvino raises RuntimeError subclasses for unreadable files
         raise ModelLoadError(f"{path}: openvino cannot read it as a model: {_one_line(exc)}") from None
-    config = compile_config(options)
+    config = compile_config(options, precision)
     try:
         return core.compile_model(model, device, config)
     except Exception as exc:
@@ -149,7 +153,7 @@ class OpenVinoBackend(Backend):
 
 def load(path: Path, spec: ModelSpec, options: BackendOptions) -> OpenVinoBackend:
     """Registry loader: compile the model, then the runner."""
-    return OpenVinoBackend(compile_model(path, options), spec, source=str(path))
+    return OpenVinoBackend(compile_model(path, options, spec.precision), spec, source=str(path))
 
 
 DESCRIPTION = BackendDescription(

@@ -127,7 +127,8 @@ def test_invalid_kind_and_options_list_the_choices(tiny_onnx: Path, spec: ModelS
         BackendOptions(threads=0)
     with pytest.raises(InputError, match="'f32', 'bf16', 'f16'"):
         BackendOptions(openvino_hint="int4")
-    assert BackendOptions(precision="int8").precision is Precision.INT8  # type: ignore[arg-type]
+    with pytest.warns(DeprecationWarning, match="BackendOptions.precision is ignored"):
+        BackendOptions(precision=Precision.INT8)
     with pytest.raises(InputError, match="'cpu', 'cuda'"):
         open_backend(tiny_onnx, spec, "onnxruntime", BackendOptions(device="GPU"))
 
@@ -304,3 +305,16 @@ def test_backend_failures_and_nan_outputs_are_inference_errors_naming_the_file(
             InferenceError, match=rf"fixed\.onnx: {kind} failed on an input of shape \(1, 3, 16, 16\)"
         ):
             backend.infer(_batch(1, 16, 16))
+
+
+def test_openvinos_precision_hint_follows_the_model_file() -> None:
+    """One value per parameter: which file (FP32 or INT8) decides the execution hint; openvino_hint
+    overrides it."""
+    from edgedepth.backends.openvino import compile_config
+
+    assert compile_config(BackendOptions(), Precision.FP32)["INFERENCE_PRECISION_HINT"] == "f32"
+    assert "INFERENCE_PRECISION_HINT" not in compile_config(BackendOptions(), Precision.INT8)
+    assert (
+        compile_config(BackendOptions(openvino_hint="bf16"), Precision.FP32)["INFERENCE_PRECISION_HINT"]
+        == "bf16"
+    )
