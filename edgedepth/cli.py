@@ -32,7 +32,7 @@ from .cli_options import (
     positive_int,
 )
 from .clouds import add_cloud_options, check_cloud_options, write_cloud
-from .errors import EdgeDepthError, InputError
+from .errors import EdgeDepthError, InputError, OutputError
 
 COMMANDS_GROUP = "edgedepth.commands"
 OUTPUT_FORMATS = ("color", "png16", "npy")
@@ -107,9 +107,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .fileio import atomic_write_bytes
+    from .fileio import atomic_write_bytes, check_destination
     from .verify import verify
 
+    if args.json:  # before the work: the report must have somewhere to go, and never over the model
+        check_destination(args.json, args.overwrite)
+        if Path(args.json).exists() and Path(args.json).resolve() == Path(args.model_file).resolve():
+            raise OutputError(f"--json {args.json} is the model being verified; name another file")
     report = verify(
         args.model_file,
         reference=args.reference,
@@ -121,7 +125,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     )
     print(report.table())
     if args.json:
-        atomic_write_bytes(args.json, json.dumps(report.to_dict(), indent=1).encode())
+        atomic_write_bytes(args.json, json.dumps(report.to_dict(), indent=1).encode(), args.overwrite)
     return 0 if report.passed else 1
 
 
@@ -200,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_MAX_ABS_REL}; {INT8_MAX_ABS_REL} for an INT8 model)",
     )
     p.add_argument("--json", help="also write the report here")
+    p.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     add_runtime_options(p)
     p.set_defaults(func=cmd_verify)
 

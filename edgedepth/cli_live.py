@@ -28,7 +28,7 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
     check_cloud_options(args, bool(args.ply_every))
     clouds = Path(args.ply_dir)
     if args.ply_every:
-        clouds.mkdir(parents=True, exist_ok=True)
+        check_cloud_folder(clouds, args.overwrite)
     progress = Progress()
 
     def report(event: StatusEvent) -> None:  # from the capture thread: a stall, an outage, a recovery
@@ -38,7 +38,8 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
     stream = {"max_frames": args.max_frames, "on_status": report, "stabilize": args.stabilize}
     with estimator_from(args) as est, est.stream(source, **stream) as frames:
         fps = frames.source.fps_hint
-        outputs = [VideoOutput(t, fps=fps, cmap=args.cmap, invert=args.invert) for t in targets]
+        outputs = [VideoOutput(t, fps=fps, cmap=args.cmap, invert=args.invert, overwrite=args.overwrite)
+                   for t in targets]  # fmt: skip
         try:
             for i, (frame, result) in enumerate(frames):
                 if not all([out.render(frame, result) for out in outputs]):
@@ -113,7 +114,7 @@ def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
             if args.save:
                 save = Path(args.save)
                 targets.append(VideoOutput(save.with_name(f"{save.stem}_{i}{save.suffix}"), fps=src.fps_hint,
-                                           cmap=args.cmap, invert=args.invert))  # fmt: skip
+                                           cmap=args.cmap, invert=args.invert, overwrite=args.overwrite))  # fmt: skip
             if args.show:
                 targets.append(
                     VideoOutput(WINDOW, cmap=args.cmap, invert=args.invert, title=f"edgedepth {i}")
@@ -140,7 +141,19 @@ def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    args.overwrite = True  # the demo replaces its own output each run
     return run_stream(args, str(DEMO_CLIP), args.save, args.show)
+
+
+def check_cloud_folder(folder: Path, overwrite: bool) -> None:
+    """The --ply-dir folder: created, or an existing folder whose clouds --overwrite may replace."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--ply-dir {folder} is not a folder")
+    existing = sorted(folder.glob("cloud_*.ply")) if folder.is_dir() else []
+    if existing and not overwrite:
+        raise InputError(f"--ply-dir {folder} holds {len(existing)} cloud(s), e.g. {existing[0].name}; "
+                         "pass --overwrite to replace them, or name another folder")  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -203,6 +216,10 @@ def add_live_commands(sub: argparse._SubParsersAction) -> None:
             help="align each frame's depth to the previous one, against flicker (default: on)",
         )
         p.add_argument("--ply-every", type=positive_int, help="write a metric point cloud every N frames")
+        if name == "stream":
+            p.add_argument(
+                "--overwrite", action="store_true", help="replace --save and --ply-dir outputs that exist"
+            )
         p.add_argument(
             "--ply-dir", default="clouds", help="folder for the --ply-every clouds (default: clouds)"
         )

@@ -30,6 +30,11 @@ class InferenceError(EdgeDepthError):
     """A loaded model failed to run, or returned NaN or inf; the message names the model file."""
 
 
+class OutputError(EdgeDepthError):
+    """An output cannot be written: a destination that is not a regular file, an existing file without
+    ``overwrite``, a full or read-only disk. The destination is left as it was."""
+
+
 class DataError(EdgeDepthError, ValueError):
     """A dataset folder or file (e.g. an RGB-D folder) is missing or malformed."""
 

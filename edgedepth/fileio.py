@@ -21,36 +21,65 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import InputError, ModelLoadError
+from .errors import ModelLoadError, OutputError
 
 MAX_HEADER_BYTES = 1 << 20
 _LENGTH = struct.Struct("<I")
+
+
+def check_destination(path: str | os.PathLike[str], overwrite: bool = True) -> Path:
+    """The file that writing ``path`` will replace: ``path``, or the regular file a symlink there points
+    to (written through, the link kept). Anything else (a folder, a device, a FIFO, a socket, a link to
+    one of those) raises OutputError naming it, as does an existing file when ``overwrite`` is False.
+    Checked before the work starts, so that nothing is computed for an output that cannot be written."""
+    path = Path(path)
+    target = path.resolve() if path.is_symlink() else path
+    if target.exists() or target.is_symlink():
+        if not target.is_file():
+            kind = "a folder" if target.is_dir() else "not a regular file"
+            raise OutputError(f"cannot write {path}: it is {kind}; name a file path")
+        if not overwrite:
+            raise OutputError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
+    if not target.parent.is_dir():
+        raise OutputError(f"cannot write {path}: folder {target.parent} does not exist")
+    return target
 
 
 class PendingFile:
     """A hidden temp file beside ``path`` (``.<name>.<pid>.<random><suffix>``) that becomes ``path`` on
     :meth:`commit` and disappears on :meth:`discard`. A killed process leaves only the temp file behind,
     never a half-written ``path``, and the next write of the same ``path`` removes it (its process is gone).
+    Only a regular file (or a symlink to one, written through) is ever replaced; see
+    :func:`check_destination`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], suffix: str = ".tmp") -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str], suffix: str = ".tmp", overwrite: bool = True) -> None:
+        self.path = check_destination(path, overwrite)
+        self.shown = Path(path)  # the name the caller gave, for messages
         remove_stale_temps(self.path, suffix)
         try:
             fd, tmp = tempfile.mkstemp(
                 prefix=f".{self.path.name}.{os.getpid()}.", suffix=suffix, dir=self.path.parent
             )
-        except OSError as exc:  # folder missing or not writable
-            raise InputError(f"cannot write {self.path} in folder {self.path.parent}: {exc}") from None
+        except OSError as exc:  # folder not writable, disk full, read-only file system
+            raise OutputError(f"cannot write {self.shown} in folder {self.path.parent}: {exc}") from None
         os.close(fd)
         self.temp_path: Path | None = Path(tmp)
 
     def commit(self) -> Path:
         """Move the finished temp file to ``path`` (keeping an existing file's permissions); idempotent."""
         if self.temp_path is not None:
-            mode = self.path.stat().st_mode & 0o7777 if self.path.exists() else 0o644
-            os.chmod(self.temp_path, mode)  # mkstemp makes it private; the result is an ordinary file
-            os.replace(self.temp_path, self.path)
+            try:
+                check_destination(self.path)  # it may have changed while the output was being made
+                mode = self.path.stat().st_mode & 0o7777 if self.path.exists() else 0o644
+                os.chmod(self.temp_path, mode)  # mkstemp makes it private; the result is an ordinary file
+                os.replace(self.temp_path, self.path)
+            except OSError as exc:
+                self.discard()
+                raise OutputError(f"cannot write {self.shown}: {exc}") from None
+            except OutputError:
+                self.discard()
+                raise
             self.temp_path = None
         return self.path
 
@@ -89,30 +118,36 @@ def remove_stale_temps(path: Path, suffix: str = ".tmp") -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
-    """A temp path to write ``path``'s content to; it replaces ``path`` when the block ends normally."""
-    pending = PendingFile(path, suffix)
-    assert pending.temp_path is not None
+def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp", overwrite: bool = True) -> Iterator[Path]:
+    """A temp path to write ``path``'s content to; it replaces ``path`` when the block ends normally. An
+    OSError while writing (a full or read-only disk) becomes OutputError naming ``path``; either way the
+    temp file goes and ``path`` stays as it was."""
+    pending = PendingFile(path, suffix, overwrite)
+    if pending.temp_path is None:  # pragma: no cover - set by the constructor
+        raise OutputError(f"cannot write {path}")
     try:
-        yield pending.temp_path
+        try:
+            yield pending.temp_path
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc}") from None
         pending.commit()
     finally:
         pending.discard()
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+def atomic_open(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[IO[bytes]]:
     """A file object on a temp file beside ``path``; flushed to disk and renamed over ``path`` on success,
     removed on error (Ctrl-C included)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
         yield f
         f.flush()
         os.fsync(f.fileno())
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, overwrite: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, then os.replace)."""
-    with atomic_open(path) as f:
+    with atomic_open(path, overwrite) as f:
         f.write(data)
     return Path(path)
 

@@ -15,7 +15,7 @@ from types import TracebackType
 import cv2
 import numpy as np
 
-from .errors import InputError, SourceError, choices
+from .errors import InputError, OutputError, SourceError, choices
 from .fileio import PendingFile
 from .imageio import to_bgr_uint8
 
@@ -114,20 +114,20 @@ class SideBySideWriter:
     killed process leaves it behind (``.<name>.*.partial<ext>``), never a half-written ``path``.
     """
 
-    def __init__(self, path: str | os.PathLike[str], fps: float, frame_size: tuple[int, int]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], fps: float, frame_size: tuple[int, int], overwrite: bool = True
+    ) -> None:
         self.path = Path(path)
         ext = self.path.suffix.lower()
         if ext not in VIDEO_CODECS:
             raise InputError(
                 f"{self.path}: unknown video extension {ext!r}; use one of {choices(VIDEO_CODECS)}"
             )
-        if not self.path.parent.is_dir():
-            raise InputError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
         if not (isinstance(fps, int | float | np.number) and math.isfinite(fps) and fps > 0):
             raise InputError(f"fps={fps!r} must be a positive number")
         self.frame_size = w, h = _whole_size(frame_size)
         self.frames_written = 0
-        self._file = PendingFile(self.path, suffix=f".partial{ext}")  # the container needs its extension
+        self._file = PendingFile(self.path, f".partial{ext}", overwrite)  # the container needs its extension
         assert self._file.temp_path is not None
         fourcc = cv2.VideoWriter.fourcc(*VIDEO_CODECS[ext])
         self._writer = cv2.VideoWriter(str(self._file.temp_path), fourcc, float(fps), (2 * w, h))
@@ -154,8 +154,26 @@ class SideBySideWriter:
         return self._file.temp_path
 
     def close(self) -> Path:
-        """Finish the video and move it to ``path`` (idempotent)."""
+        """Finish the video, check it, and move it to ``path`` (idempotent). OpenCV's writer reports no
+        failure (FFmpeg only prints "Failed to write frame", e.g. on a full disk), so the finished file is
+        opened again first: one that is unreadable or short of frames raises OutputError and is discarded,
+        leaving ``path`` as it was."""
         self._writer.release()
+        temp = self._file.temp_path
+        if temp is not None:
+            capture = cv2.VideoCapture(str(temp))
+            frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else -1
+            capture.release()
+            if not self.frames_written:
+                self.discard()
+                raise OutputError(f"{self.path}: no frame was written, so no video was saved")
+            if frames != self.frames_written:
+                self.discard()
+                got = "an unreadable file" if frames < 0 else f"{frames} readable frames"
+                raise OutputError(
+                    f"cannot write {self.path}: {self.frames_written} frames were written but the video holds "
+                    f"{got} (a full disk?); {self.path} was left as it was"
+                )
         return self._file.commit()
 
     def discard(self) -> None:

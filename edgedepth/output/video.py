@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, SourceError
+from ..fileio import check_destination
 from ..postprocess import VIDEO_CODECS, SideBySideWriter, ValueRange, side_by_side
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class VideoOutput:
         cmap: str = "turbo",
         invert: bool = False,
         title: str = "edgedepth",
+        overwrite: bool = True,
     ) -> None:
         self.target = os.fspath(target)
         self.is_window = self.target == WINDOW
@@ -53,6 +55,9 @@ class VideoOutput:
             raise InputError(
                 f"output {self.target!r}: use a video file ({', '.join(VIDEO_CODECS)}) or {WINDOW!r}"
             )
+        if not self.is_window:  # before the first frame: a stream is not run for an output that cannot be
+            check_destination(self.target, overwrite)
+        self.overwrite = overwrite
         self.fps = fps or DEFAULT_FPS
         self.cmap, self.invert, self.title = cmap, invert, title
         self.frames = 0
@@ -73,7 +78,9 @@ class VideoOutput:
             except cv2.error as exc:
                 raise SourceError(f"cannot show a window (is there a display?): {exc}") from None
         if self._writer is None:
-            self._writer = SideBySideWriter(self.target, self.fps, (frame.shape[1], frame.shape[0]))
+            self._writer = SideBySideWriter(
+                self.target, self.fps, (frame.shape[1], frame.shape[0]), overwrite=self.overwrite
+            )
         self._writer.write(frame, depth)
         return True
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edgedepth import imageio
-from edgedepth.errors import InputError
+from edgedepth.errors import InputError, OutputError
 from edgedepth.fileio import atomic_write_bytes
 from edgedepth.imageio import (
     as_bgr_image,
@@ -233,7 +233,7 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
     atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"new"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
-    with pytest.raises(InputError, match="missing_folder"):
+    with pytest.raises(OutputError, match="missing_folder"):
         atomic_write_bytes(tmp_path / "missing_folder" / "x.bin", b"x")
 
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edgedepth.errors import InputError
+from edgedepth.errors import InputError, OutputError
 from edgedepth.postprocess import (
     COLORMAPS,
     SideBySideWriter,
@@ -113,7 +113,7 @@ def test_side_by_side_writer_round_trip(tmp_path: Path, ext: str) -> None:
 def test_writer_refusals_and_aborted_recording(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"'\.mp4'"):
         SideBySideWriter(tmp_path / "x.mkv", 10, (32, 32))
-    with pytest.raises(InputError, match="missing"):
+    with pytest.raises(OutputError, match="missing"):
         SideBySideWriter(tmp_path / "missing" / "x.mp4", 10, (32, 32))
     with pytest.raises(InputError, match="fps"):
         SideBySideWriter(tmp_path / "x.mp4", 0, (32, 32))
@@ -127,7 +127,9 @@ def test_writer_refusals_and_aborted_recording(tmp_path: Path) -> None:
         SideBySideWriter(tmp_path / "x.mp4", 10, (32.5, 32))  # type: ignore[arg-type]
     writer = SideBySideWriter(tmp_path / "y.avi", 10.0, (32.0, 32.0))  # type: ignore[arg-type]  # as cap.get gives
     assert writer.frame_size == (32, 32)
-    writer.close()
+    with pytest.raises(OutputError, match="no frame was written"):
+        writer.close()
+    assert not (tmp_path / "y.avi").exists()
     with pytest.raises(InputError, match="closed"):
         writer.write(np.zeros((32, 32, 3), np.uint8), np.zeros((32, 32, 3), np.uint8))
 
