@@ -159,8 +159,9 @@ def check_cloud_folder(folder: Path, overwrite: bool) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import ipaddress
 
-    from .serve import DepthServer
+    from .serve import DepthServer, check_view_options
 
+    check_view_options(args.cmap, args.view_fps)  # before the model loads
     try:
         loopback = ipaddress.ip_address(args.host).is_loopback
     except ValueError:
@@ -171,7 +172,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     source = source_arg(args.source)
     with estimator_from(args) as est:
         server = DepthServer(est, source, args.host, args.port, cmap=args.cmap, view_fps=args.view_fps,
-                             stabilize=args.stabilize)  # fmt: skip
+                             allow_hosts=args.allow_host, stabilize=args.stabilize)  # fmt: skip
         print(f"serving {args.source} on {server.url} (Ctrl-C stops)", flush=True)
         try:
             server.run()
@@ -234,7 +235,11 @@ def add_live_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "source", help="camera index, /dev/videoN, file (looped), folder, URL or GStreamer pipeline"
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface; ::1)")
+    p.add_argument(
+        "--allow-host", action="append", default=[], metavar="NAME",
+        help="a host name browsers may use to reach the viewer (IP addresses and localhost always work)",
+    )  # fmt: skip
     p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 picks a free one)")
     p.add_argument("--view-fps", type=float, default=15.0, help="most frames a second sent to each viewer")
     p.add_argument("--stabilize", action=argparse.BooleanOptionalAction, default=True, help="see stream")

@@ -17,20 +17,29 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, choices
 from .imageio import encode_png16
-from .postprocess import ValueRange, side_by_side
+from .output.http_guard import (
+    HEADER_TIMEOUT_S,
+    MAX_CLIENTS,
+    SECURITY_HEADERS,
+    GuardedHTTPServer,
+    HeaderDeadline,
+    host_allowed,
+)
+from .postprocess import COLORMAPS, ValueRange, side_by_side
 
 if TYPE_CHECKING:
     from .estimator import DepthEstimator
@@ -140,10 +149,22 @@ class Latest:
                 stop.wait(rest)
 
 
+def check_view_options(cmap: str, view_fps: float) -> None:
+    """Refuse an unknown colour map or a rate that is not positive and finite (nan or inf would lift the
+    cap), before anything starts."""
+    if not (math.isfinite(view_fps) and view_fps > 0):
+        raise InputError(f"--view-fps {view_fps}: give a positive, finite rate")
+    if cmap.lower() not in COLORMAPS:
+        raise InputError(f"--cmap {cmap!r} is not a known colour map; choose one of {choices(COLORMAPS)}")
+
+
 class DepthServer:
     """Serve ``estimator.stream(source)`` to browsers; ``start()`` returns at once, ``close()`` stops it.
 
     ``port=0`` picks a free port (see ``url``). File sources loop. A port in use raises InputError naming it.
+    Requests are answered only for Host values that are IP literals, ``localhost`` or in ``allow_hosts``
+    (see ``edgedepth.output.http_guard``); ``max_clients`` connections at most, each with
+    ``header_timeout_s`` to send its request header.
     """
 
     def __init__(
@@ -155,12 +176,15 @@ class DepthServer:
         *,
         cmap: str = "turbo",
         view_fps: float = 15.0,
+        allow_hosts: Sequence[str] = (),
+        max_clients: int = MAX_CLIENTS,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
         **stream_options: Any,
     ) -> None:
         if not 0 <= port <= 65535:
             raise InputError(f"--port {port}: give a TCP port between 1 and 65535 (0 picks a free one)")
-        if view_fps <= 0:
-            raise InputError(f"--view-fps {view_fps}: give a positive rate")
+        check_view_options(cmap, view_fps)
+        self.allow_hosts = frozenset(h.lower() for h in allow_hosts)
         self.estimator, self.source = estimator, source
         self.latest = Latest(cmap=cmap, view_fps=view_fps)
         self.stop = threading.Event()
@@ -168,7 +192,7 @@ class DepthServer:
         self._clients_lock = threading.Lock()
         self.error: BaseException | None = None
         try:
-            self.httpd = _Server((host, port), _handler_for(self))
+            self.httpd = GuardedHTTPServer((host, port), _handler_for(self), max_clients, header_timeout_s)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise InputError(f"port {port} on {host} is in use; choose another with --port") from None
@@ -188,8 +212,8 @@ class DepthServer:
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host!s}:{port}/"
+        host, port = str(self.httpd.server_address[0]), self.httpd.server_address[1]
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
     def start(self) -> DepthServer:
         for t in self._threads:
@@ -254,22 +278,37 @@ class DepthServer:
         self.close()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a client's thread never holds up the process
-    block_on_close = False
-    allow_reuse_address = False  # a port in use is an error, not shared
-
-
 def _handler_for(server: DepthServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
         server_version = "edgedepth"
+        sys_version = ""  # the Server header names no Python version
         timeout = 10.0  # a client that stops reading for this long is dropped, and its thread ends
+
+        def setup(self) -> None:
+            super().setup()
+            self._deadline = HeaderDeadline(
+                self.connection, self.client_address[0], server.httpd.header_timeout_s
+            )
+
+        def parse_request(self) -> bool:
+            self._deadline.done()  # the request line and headers have arrived
+            return super().parse_request()
+
+        def end_headers(self) -> None:
+            for name, value in SECURITY_HEADERS.items():
+                self.send_header(name, value)
+            super().end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet: the CLI prints its own status
             pass
 
         def do_GET(self) -> None:
+            if not host_allowed(self.headers.get("Host"), server.allow_hosts):
+                self.send_error(
+                    HTTPStatus.MISDIRECTED_REQUEST, "unknown Host; run with --allow-host NAME to serve it"
+                )
+                return
             path = self.path.split("?", 1)[0]
             routes = {
                 "/": self._page,
@@ -288,7 +327,6 @@ def _handler_for(server: DepthServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.end_headers()
@@ -313,7 +351,6 @@ def _handler_for(server: DepthServer) -> type[BaseHTTPRequestHandler]:
         def _mjpeg(self) -> None:
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
             self.end_headers()
             with server._clients_lock:
                 server.clients += 1
