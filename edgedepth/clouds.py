@@ -28,16 +28,44 @@ def add_cloud_options(p: argparse.ArgumentParser) -> None:
 
 
 def read_points(path: str) -> Any:
-    """An (N, 3) array of u, v, depth in metres from a CSV file (a header line is allowed)."""
+    """An (N, 3) array of u, v, depth in metres from a CSV file: exactly three columns a row, a first row
+    taken as a header only when it is not three numbers. Read through ``textinput`` (a regular file, a size
+    cap); a row of another width or a value that is not a finite number is refused naming its line."""
+    import csv
+    import math
+
     import numpy as np
 
-    try:
-        rows = [line.split(",") for line in Path(path).read_text().splitlines() if line.strip()]
-        if rows and not rows[0][0].strip().lstrip("-").replace(".", "", 1).isdigit():
-            rows = rows[1:]  # a header
-        return np.array([[float(v) for v in row[:3]] for row in rows], dtype=np.float64).reshape(-1, 3)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"--metric-points {path}: not a CSV of u, v, depth_m rows ({exc})") from None
+    from .textinput import read_text_input
+
+    what = "--metric-points"
+    rows = [(n, row) for n, row in enumerate(csv.reader(read_text_input(path, what).splitlines()), 1) if row]
+
+    def numbers(row: list[str]) -> list[float] | None:
+        try:
+            values = [float(v) for v in row]
+        except ValueError:
+            return None
+        return values if all(math.isfinite(v) for v in values) else None
+
+    def is_number(text: str) -> bool:
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+
+    if rows and len(rows[0][1]) == 3 and not any(is_number(v) for v in rows[0][1]):
+        rows = rows[1:]  # a header such as "u,v,depth_m"
+    points = []
+    for line, row in rows:
+        values = numbers(row)
+        if len(row) != 3 or values is None:
+            raise InputError(
+                f"{what} {path}, line {line}: expected u, v, depth_m (three numbers), got {row!r:.80}"
+            )
+        points.append(values)
+    return np.array(points, dtype=np.float64).reshape(-1, 3)
 
 
 def metric_fit(args: argparse.Namespace, result: Any) -> Any:

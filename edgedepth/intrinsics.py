@@ -10,14 +10,12 @@ something measured in metres (points, or the camera's height above a floor; see 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from .errors import InputError
@@ -62,63 +60,45 @@ class Intrinsics:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Intrinsics:
-        """From an OpenCV calibration file (``camera_matrix`` or ``K``, ``image_width``, ``image_height``, as
-        written by OpenCV's calibration samples and ROS camera_info YAML) or a JSON file with fx, fy, cx, cy,
-        width and height. A file that does not parse, or lacks a key, raises InputError naming both."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"calibration file {path} does not exist")
-        if path.suffix.lower() == ".json":
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, ValueError) as exc:
-                raise InputError(f"calibration file {path}: not valid JSON ({exc})") from None
-            return cls._from_mapping(data, path)
-        return cls._from_opencv(path)
+        """From a calibration file: OpenCV's YAML (``camera_matrix``, ``image_width``, ``image_height``), a
+        ROS ``camera_info`` YAML (``camera_matrix: {rows, cols, data}`` or ``K``), or JSON with fx, fy, cx,
+        cy, width and height (or ``K`` and the sizes). Read through ``textinput``: a file that does not
+        parse, or lacks or mistypes a key, raises InputError naming both."""
+        from .textinput import load_json_input, load_yaml_input
+
+        what = "calibration file"
+        load = load_json_input if Path(path).suffix.lower() == ".json" else load_yaml_input
+        return cls._from_mapping(load(path, what), Path(path))
 
     @classmethod
     def _from_mapping(cls, data: Any, path: Path) -> Intrinsics:
+        where = f"calibration file {path}"
         if not isinstance(data, dict):
-            raise InputError(f"calibration file {path}: expected an object of fx, fy, cx, cy, width, height")
-        if "K" in data or "camera_matrix" in data:
-            k = np.asarray(data.get("K", data.get("camera_matrix")), dtype=np.float64).reshape(-1)
-            if k.size != 9:
-                raise InputError(f"calibration file {path}: K must hold 9 numbers")
-            data = {**data, "fx": k[0], "fy": k[4], "cx": k[2], "cy": k[5]}
-        keys = ("fx", "fy", "cx", "cy", "width", "height")
-        missing = [k for k in keys if k not in data]
-        if missing:
-            raise InputError(f"calibration file {path}: missing key(s) {', '.join(missing)}")
-        try:
-            fx, fy, cx, cy = (float(data[k]) for k in keys[:4])
-            return cls(fx, fy, cx, cy, int(data["width"]), int(data["height"]))
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"calibration file {path}: {exc}") from None
-
-    @classmethod
-    def _from_opencv(cls, path: Path) -> Intrinsics:
-        try:
-            fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_FORMAT_AUTO)
-        except cv2.error as exc:
             raise InputError(
-                f"calibration file {path}: OpenCV cannot parse it ({str(exc).strip()[-120:]})"
-            ) from None
-        try:
-            if not fs.isOpened():
-                raise InputError(f"calibration file {path}: OpenCV cannot open it")
-            k = next((fs.getNode(n).mat() for n in ("camera_matrix", "K") if not fs.getNode(n).empty()), None)
-            if k is None:
-                raise InputError(f"calibration file {path}: missing key camera_matrix (or K)")
-            sizes = {n: fs.getNode(n) for n in ("image_width", "image_height")}
-            missing = [n for n, node in sizes.items() if node.empty()]
-            if missing:
-                raise InputError(f"calibration file {path}: missing key(s) {', '.join(missing)}")
-            k = np.asarray(k, dtype=np.float64).reshape(-1)
-            return cls(
-                k[0], k[4], k[2], k[5], int(sizes["image_width"].real()), int(sizes["image_height"].real())
+                f"{where}: expected a mapping of camera_matrix (or K, or fx, fy, cx, cy) and sizes"
             )
-        finally:
-            fs.release()
+        matrix = next((data[k] for k in ("camera_matrix", "K", "k") if k in data), None)
+        if matrix is not None:
+            k = _numbers(
+                matrix.get("data") if isinstance(matrix, dict) else matrix, f"{where}: camera_matrix"
+            )
+            if k.size != 9:
+                raise InputError(f"{where}: camera_matrix must hold 9 numbers (3 x 3), got {k.size}")
+            data = {**data, "fx": k[0], "fy": k[4], "cx": k[2], "cy": k[5]}
+        width = next((data[k] for k in ("width", "image_width") if k in data), None)
+        height = next((data[k] for k in ("height", "image_height") if k in data), None)
+        missing = (
+            []
+            if all(k in data for k in ("fx", "fy", "cx", "cy"))
+            else ["camera_matrix (or K, or fx, fy, cx, cy)"]
+        )
+        missing += [k for k, v in (("image_width", width), ("image_height", height)) if v is None]
+        if missing:
+            raise InputError(f"{where}: missing key(s) {', '.join(missing)}")
+        fx, fy, cx, cy = (_number(data[k], f"{where}: {k}") for k in ("fx", "fy", "cx", "cy"))
+        return cls(
+            fx, fy, cx, cy, _whole(width, f"{where}: image_width"), _whole(height, f"{where}: image_height")
+        )
 
     def scaled_to(self, width: int, height: int) -> Intrinsics:
         """The same camera at ``width`` x ``height``: scaled when the aspect ratio matches, else InputError."""
@@ -139,3 +119,24 @@ class Intrinsics:
         u = np.arange(0, self.width, stride, dtype=np.float64)
         v = np.arange(0, self.height, stride, dtype=np.float64)
         return np.meshgrid((u - self.cx) / self.fx, (v - self.cy) / self.fy)
+
+
+def _number(value: Any, name: str) -> float:
+    """A finite real number from parsed JSON/YAML (not a bool, not a string)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputError(f"{name}={value!r} must be a finite number")
+    return float(value)
+
+
+def _whole(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name}={value!r} must be a positive whole number")
+    return value
+
+
+def _numbers(value: Any, name: str) -> np.ndarray:
+    """The numbers of a flat or nested list (a 3 x 3 matrix written either way)."""
+    if not isinstance(value, list):
+        raise InputError(f"{name} must be a list of 9 numbers (or 3 rows of 3), got {value!r:.60}")
+    flat = [x for row in value for x in (row if isinstance(row, list) else [row])]
+    return np.array([_number(x, name) for x in flat], dtype=np.float64)

@@ -54,12 +54,23 @@ def load_spec_json(path: str | Path) -> ModelSpec:
     ``{"preset": "depth-anything-v2", "output_name": "depth"}``; otherwise name, input_size, mean and std
     are required, and the other fields keep their defaults.
     """
+    from dataclasses import fields as dataclass_fields
+
+    from edgedepth.errors import InputError
+    from edgedepth.textinput import load_json_input
+
     try:
-        fields = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DistillError(f"teacher spec {path}: not a readable JSON file ({exc})") from None
+        fields = load_json_input(path, "teacher spec")
+    except InputError as exc:
+        raise DistillError(str(exc)) from None
     if not isinstance(fields, dict):
         raise DistillError(f"teacher spec {path}: expected a JSON object of ModelSpec fields")
+    known = sorted({f.name for f in dataclass_fields(ModelSpec)} | {"preset"})
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise DistillError(
+            f"teacher spec {path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}"
+        )
     metadata = {KEY_PREFIX + "spec_format": SPEC_FORMAT}
     if "preset" in fields:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -146,19 +147,24 @@ class Recipe:
 def recipe_path(path: str | Path) -> Path:
     """A recipe file; a bare name (``efficientdepth-s``) means a shipped recipe."""
     path = Path(path)
-    if not path.suffix and not path.is_file():
+    if not path.suffix and not path.exists():
         path = RECIPES_DIR / f"{path}.yaml"
-    if not path.is_file():
+    if not path.exists():  # what is there but not a regular file is refused when read
         shipped = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
         raise RecipeError(f"recipe {path} does not exist; shipped recipes: {choices(shipped)}")
     return path
 
 
 def read_yaml(path: Path) -> Any:
+    """A recipe file's YAML, read through ``edgedepth.textinput`` (a regular file, a size cap, bounded
+    nesting); any failure is a RecipeError naming the file."""
+    from edgedepth.errors import InputError
+    from edgedepth.textinput import load_yaml_input
+
     try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: invalid YAML: {exc}") from None
+        return load_yaml_input(path, "recipe")
+    except InputError as exc:
+        raise RecipeError(str(exc)) from None
 
 
 def merge(base: Any, over: Any) -> Any:
@@ -329,6 +335,8 @@ def _build(tp: Any, value: Any, path: str) -> Any:
             raise RecipeError(f"{path} must be a mapping, got {value!r}")
         return {str(k): _build(val_t, v, f"{path}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise RecipeError(f"{path}={value!r} must be a finite number")
         return float(value)
     if tp in (int, str, bool) and type(value) is tp:
         return value

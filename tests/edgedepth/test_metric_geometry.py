@@ -98,10 +98,13 @@ def test_intrinsics_scale_with_the_image_and_refuse_another_aspect(tmp_path: Pat
     loaded = Intrinsics.load(tmp_path / "cam.yaml")
     assert (loaded.fx, loaded.fy, loaded.width) == (520.0, 521.0, 640)
     (tmp_path / "bad.yaml").write_text("%YAML:1.0\nimage_width: 640\nimage_height: 480\n")
-    with pytest.raises(InputError, match=r"bad\.yaml: missing key camera_matrix"):
+    with pytest.raises(InputError, match=r"bad\.yaml: missing key\(s\) camera_matrix \(or K"):
         Intrinsics.load(tmp_path / "bad.yaml")
     (tmp_path / "bad.json").write_text(json.dumps({"fx": 1, "fy": 1, "cx": 0}))
-    with pytest.raises(InputError, match=r"bad\.json: missing key\(s\) cy, width, height"):
+    with pytest.raises(
+        InputError,
+        match=r"bad\.json: missing key\(s\) camera_matrix \(or K, or fx, fy, cx, cy\), image_width, image_height",
+    ):
         Intrinsics.load(tmp_path / "bad.json")
 
 
