@@ -94,3 +94,16 @@ def tiny_depth_reference(batch: np.ndarray, seed: int = 0) -> dict[str, np.ndarr
         "inverse_depth": out[:, :1].astype(np.float32),
         "confidence": (1 / (1 + np.exp(-out[:, 1:2]))).astype(np.float32),
     }
+
+
+def write_random_rgbd(root: Path, frames: int, hw: tuple[int, int], seed: int = 0) -> Path:
+    """An RGB-D folder of random frames (rgb.png, depth.npy in 0.5-4 m), for scoring paths end to end."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    for i in range(frames):
+        frame = root / f"f{i}"
+        frame.mkdir(parents=True)
+        cv2.imwrite(str(frame / "rgb.png"), rng.integers(0, 255, (*hw, 3), dtype=np.uint8))
+        np.save(frame / "depth.npy", rng.uniform(0.5, 4.0, hw).astype(np.float32))
+    return root

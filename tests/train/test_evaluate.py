@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -13,18 +12,12 @@ from edgedepth import DepthEstimator
 from edgedepth.artifact import OutputKind
 from edgedepth.metrics import depth_metrics
 from edgedepth_train.evaluate import evaluate_folder, onnx_predictor
-from tests.tiny_models import make_tiny_depth_onnx, tiny_spec
+from tests.tiny_models import make_tiny_depth_onnx, tiny_spec, write_random_rgbd
 
 
 @pytest.fixture()
 def rgbd(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        frame = tmp_path / "rgbd" / f"f{i}"
-        frame.mkdir(parents=True)
-        cv2.imwrite(str(frame / "rgb.png"), rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
-        np.save(frame / "depth.npy", rng.uniform(0.5, 4.0, (48, 64)).astype(np.float32))
-    return tmp_path / "rgbd"
+    return write_random_rgbd(tmp_path / "rgbd", 3, (48, 64))
 
 
 def test_a_depth_output_model_is_scored_as_the_runtime_reads_it(tmp_path: Path, rgbd: Path) -> None:

@@ -68,17 +68,10 @@ def test_a_checkpoint_and_its_export_score_alike_through_one_path(
 ) -> None:
     """``edgedepth-train eval`` runs a model in memory (TorchBackend) and its ONNX file through the same
     Predictor: the scores agree to float precision."""
-    import cv2
-    import numpy as np
-
     from edgedepth_train.evaluate import evaluate_folder, onnx_predictor, torch_predictor
+    from tests.tiny_models import write_random_rgbd
 
-    rng = np.random.default_rng(1)
-    for i in range(2):
-        frame = tmp_path / "rgbd" / f"f{i}"
-        frame.mkdir(parents=True)
-        cv2.imwrite(str(frame / "rgb.png"), rng.integers(0, 255, (72, 96, 3), dtype=np.uint8))
-        np.save(frame / "depth.npy", rng.uniform(0.5, 4.0, (72, 96)).astype(np.float32))
+    write_random_rgbd(tmp_path / "rgbd", 2, (72, 96), seed=1)
     ours = evaluate_folder(torch_predictor(model, 96), tmp_path / "rgbd")
     exported = evaluate_folder(onnx_predictor(dynamic_onnx, 96), tmp_path / "rgbd")
     for a, b in zip(ours, exported, strict=True):
