@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .artifact import ModelSpec, OutputKind
+from .artifact import MAX_INPUT_PIXELS, ModelSpec, OutputKind
 from .backends.base import Backend, FrameRunner
 from .errors import InferenceError, InputError
 from .imageio import as_bgr_image
@@ -51,6 +51,11 @@ class InputPolicy:
                 )
         if self.long_side is None:
             object.__setattr__(self, "long_side", max(self.spec.input_size))
+        side, most = self.long_side, int(MAX_INPUT_PIXELS**0.5)
+        if isinstance(side, bool) or not isinstance(side, int) or not m <= side <= most:
+            raise InputError(
+                f"long_side={side!r} for {self.spec.name}: give a whole number of pixels from {m} to {most}"
+            )
 
     def input_hw(self, src_hw: tuple[int, int]) -> tuple[int, int]:
         """The model input size used for an image of ``src_hw``."""

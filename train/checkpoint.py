@@ -102,8 +102,14 @@ def load_trained(checkpoint: str | Path, model_name: str | None = None) -> torch
     """A registered model with a checkpoint's weights, in eval mode; the name comes from the header."""
     from .models.registry import build_model
 
-    with safe_open(str(checkpoint), framework="pt") as fh:
-        name = model_name or (fh.metadata() or {}).get("model")
+    try:
+        with safe_open(str(checkpoint), framework="pt") as fh:
+            name = model_name or (fh.metadata() or {}).get("model")
+    except Exception as exc:  # safetensors' own error for a file that is not one (e.g. a renamed pickle)
+        message = " ".join(str(exc).split())[:200]
+        raise ModelLoadError(
+            f"{checkpoint}: not a readable checkpoint ({type(exc).__name__}: {message})"
+        ) from None
     if not name:
         raise ModelLoadError(f"{checkpoint}: no model name in its header; pass the model name")
     model = build_model(name, pretrained=False)

@@ -161,3 +161,24 @@ def test_teacher_specs_and_recipes_refuse_unknown_fields_and_non_finite_values(t
     os.mkfifo(tmp_path / "fifo.yaml")
     with pytest.raises(RecipeError, match=r"fifo\.yaml is not a regular file"):
         load_recipe(tmp_path / "fifo.yaml")
+
+
+@pytest.mark.parametrize("side", [0, -5, 1, 100_000, 2.5, True])
+def test_long_side_is_checked_against_the_specs_limits(tiny_onnx: Path, side: object) -> None:
+    from edgedepth import DepthEstimator
+
+    with pytest.raises(
+        InputError, match=f"long_side={side!r} for tiny-depth: give a whole number of pixels from 8"
+    ):
+        DepthEstimator(tiny_onnx, long_side=side)  # type: ignore[arg-type]
+
+
+def test_a_pickle_named_safetensors_is_a_typed_error(tmp_path: Path) -> None:
+    import pickle
+
+    from edgedepth.errors import ModelLoadError
+    from edgedepth_train.checkpoint import load_trained
+
+    (tmp_path / "model.safetensors").write_bytes(pickle.dumps({"model": [1, 2, 3]}))
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors: not a readable checkpoint"):
+        load_trained(tmp_path / "model.safetensors")
