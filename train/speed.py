@@ -7,6 +7,7 @@ itself applies them here, so what is measured is what trains.
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import time
 from collections.abc import Iterator
@@ -21,8 +22,10 @@ from .recipe import SpeedConfig
 PHASES = ("data", "forward", "losses", "backward", "optimizer")
 
 
+@functools.cache
 def bf16_supported(device: torch.device) -> bool:
-    """Whether bfloat16 runs natively: oneDNN's own answer on a CPU, CUDA's on a GPU."""
+    """Whether bfloat16 runs natively: oneDNN's own answer on a CPU, CUDA's on a GPU (asked once; the
+    forward of every step consults it)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     try:
@@ -56,7 +59,8 @@ def compiled(model: torch.nn.Module, speed: SpeedConfig) -> torch.nn.Module:
 class PhaseClock:
     """Seconds spent in each phase of the steps after the first ``warmup`` ones.
 
-    ``lap(phase)`` at the end of each phase, ``step_done()`` after the optimiser. Laps in the warm-up steps (loader start-up, first-call allocations) are not counted.
+    ``lap(phase)`` at the end of each phase, ``step_done()`` after the optimiser. Laps in the warm-up steps
+    (loader start-up, first-call allocations) are not counted.
     """
 
     def __init__(self, warmup: int = 0) -> None:

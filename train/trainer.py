@@ -128,6 +128,15 @@ class Trainer:
             return loss.to(memory_format=memory_format(self.recipe.speed))
         return LOSSES[name]().to(self.dist.device)
 
+    @property
+    def global_step(self) -> int:
+        """Steps done over all stages."""
+        return self.recipe.stage_start(self.stage_index) + self.step
+
+    @property
+    def images_seen(self) -> int:
+        return self.global_step * self.recipe.batch_size * self.dist.world
+
     def forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The model's mixture parameters for the batch's images and, in a stage with the shared-context
         term, its crops after them (one forward per step, as DDP wants); fp32 whatever the autocast."""
@@ -255,8 +264,7 @@ class Trainer:
 
     def train_step(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], clock: PhaseClock):
         """One optimisation step on a batch already on the device; returns (terms, total, weights)."""
-        global_step = self.recipe.stage_start(self.stage_index) + self.step
-        torch.manual_seed(self.recipe.seed * 1_000_003 + global_step * 7919 + self.dist.rank)
+        torch.manual_seed(self.recipe.seed * 1_000_003 + self.global_step * 7919 + self.dist.rank)
         params = self.forward(model, batch)
         clock.lap("forward")
         terms = self.compute_losses(params, batch)
@@ -321,7 +329,7 @@ class Trainer:
                         {
                             "stage": stage.name,
                             "step": self.step,
-                            "images": (self.recipe.stage_start(self.stage_index) + self.step) * batch_images,
+                            "images": self.images_seen,
                             "total": total.item(),
                             "img_per_s": self.images_per_s,
                             "ms": {k: round(v, 1) for k, v in clock.step_ms.items()},
@@ -343,13 +351,12 @@ class Trainer:
     def _snapshot(self) -> None:
         """Every ``snapshot_every`` global steps, keep the model's weights for the training curve."""
         every = self.recipe.snapshot_every
-        global_step = self.recipe.stage_start(self.stage_index) + self.step
-        if not every or global_step % every or not self.dist.main:
+        step, images = self.global_step, self.images_seen
+        if not every or step % every or not self.dist.main:
             return
-        images = global_step * self.recipe.batch_size * self.dist.world
         save_checkpoint(
-            self.out / "snapshots" / f"step{global_step:07d}.safetensors",
-            {"model": self.model.state_dict(), "progress": {"step": global_step, "images": images}},
+            self.out / "snapshots" / f"step{step:07d}.safetensors",
+            {"model": self.model.state_dict(), "progress": {"step": step, "images": images}},
             metadata={"model": self.recipe.model, "recipe": self.recipe.name, "images": str(images)},
         )
 
