@@ -75,9 +75,7 @@ class Stabilizer:
             if self.blend > 0:
                 np.copyto(out, cv2.addWeighted(out, 1 - self.blend, prev, self.blend, 0.0), where=trusted)
         if self._reference is None:
-            sub = subsample(out)
-            median = float(np.median(sub))
-            self._reference = (median, float(np.mean(np.abs(sub - median))))
+            self._reference = level_and_spread(out)
         self._prev_out, self._prev_grey = out, grey
         timings = {**result.timings_ms, "stabilize": (time.perf_counter() - t_start) * 1e3}
         return replace(result, inverse_depth=out.copy(), timings_ms=timings)
@@ -90,8 +88,7 @@ class Stabilizer:
         x = subsample(inv)[sel].astype(np.float64)
         y = subsample(prev)[sel].astype(np.float64)
         if x.size < 16 or np.ptp(x) < 1e-9:  # nothing trustworthy to align on: match the previous spread
-            median = float(np.median(prev))
-            return _normalising(inv, median, float(np.mean(np.abs(prev - median))))
+            return _normalising(inv, *level_and_spread(prev))
         keep = np.ones(x.size, dtype=bool)
         s, t = 1.0, 0.0
         for _ in range(3):  # closed-form least squares for y = s x + t (a 2x2 system; lstsq's SVD is slow)
@@ -107,12 +104,19 @@ class Stabilizer:
         return float(s), float(t)
 
 
+def level_and_spread(image: np.ndarray) -> tuple[float, float]:
+    """Median and mean absolute deviation, both on the same subsample: a spread measured one way and matched
+    another (the whole map against a subsample) grows or shrinks by a constant factor every frame."""
+    sub = subsample(image)
+    median = float(np.median(sub))
+    return median, float(np.mean(np.abs(sub - median)))
+
+
 def _normalising(inv: np.ndarray, median: float, spread: float) -> tuple[float, float]:
-    """The affine map that gives ``inv`` this median and mean absolute deviation (on a subsample)."""
-    sub = subsample(inv)
-    mi = float(np.median(sub))
-    di = float(np.mean(np.abs(sub - mi)))
-    s = spread / di if di > 1e-12 else 1.0
+    """The affine map that gives ``inv`` this median and mean absolute deviation. A flat map (its spread
+    within float32 rounding of its level) has no scale to match: only its level is moved."""
+    mi, di = level_and_spread(inv)
+    s = spread / di if di > 1e-5 * max(abs(mi), 1e-3) else 1.0
     return s, median - s * mi
 
 

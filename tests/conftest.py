@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -56,14 +57,35 @@ def fuzz_scale(request: pytest.FixtureRequest) -> int:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The fuzz suite's outcome table: case, tries, typed, finite, other (crash, hang, untyped)."""
+    """The fuzz suite's outcome table: tries, typed errors, accepted (finite, invariants kept), and what must
+    stay 0: wrong silent results, untyped errors (or typed ones not naming the file), crashes, hangs, lost data.
+    """
     fuzz = next((m for name, m in list(sys.modules.items()) if name.endswith("fuzz.test_fuzz")), None)
     summary = getattr(fuzz, "SUMMARY", None)
     if not summary:
         return
-    terminalreporter.write_line("fuzz outcomes | case | tries | typed | finite | other |")
+    terminalreporter.write_line(
+        "fuzz outcomes | family | tries | typed | accepted | wrong silent | untyped | crash | hang | data lost |"
+    )
     for case, c in summary.items():
-        other = sum(v for k, v in c.items() if k not in ("typed", "finite"))
-        terminalreporter.write_line(
-            f"| {case} | {sum(c.values())} | {c['typed']} | {c['finite']} | {other} |"
-        )
+        known = ("typed", "finite", "wrong", "crash", "hang", "lost")
+        untyped = sum(v for k, v in c.items() if k not in known)
+        cells = [c["typed"], c["finite"], c["wrong"], untyped, c["crash"], c["hang"], c["lost"]]
+        terminalreporter.write_line(f"| {case} | {sum(c.values())} | " + " | ".join(map(str, cells)) + " |")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail, naming them, when tests leave non-daemon threads running: the interpreter waits for those at
+    exit, so the session would print its summary and then never end. Thread pools' workers are let go: the
+    interpreter stops them itself before it waits."""
+    from concurrent.futures import thread as pools
+
+    stopped_at_exit = set(getattr(pools, "_threads_queues", {}))
+    left = [
+        t.name
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.daemon and t not in stopped_at_exit
+    ]
+    if left:
+        sys.stderr.write(f"\nthreads left running by the tests (the session cannot exit): {left}\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -70,7 +70,11 @@ def test_a_port_in_use_is_named(video: str) -> None:
 def test_the_cli_warns_on_a_public_address_and_stops_on_ctrl_c_within_2_s(video: str) -> None:
     cmd = [sys.executable, "-m", "edgedepth.cli", "serve", video, "--host", "0.0.0.0", "--port", "0", "--backend",
            "onnxruntime"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As in a terminal: a runner started in the background would pass SIGINT on as ignored.
+    restore_ctrl_c = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore_ctrl_c
+    )
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         assert "serving" in line, line + (proc.stderr.read() if proc.stderr else "")

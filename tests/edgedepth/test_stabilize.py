@@ -59,3 +59,20 @@ def test_the_colour_range_adapts_slowly() -> None:
     assert abs(low - 0.02) < 0.01 and abs(high - 0.98) < 0.01  # the first frame sets the range
     low, high = rng(ramp * 10)
     assert 0.02 < low < 0.1 and 1.8 < high < 1.9  # then a tenth of the way to the new one per frame
+
+
+def test_frames_with_nothing_to_align_on_keep_their_spread() -> None:
+    """Every frame brighter than the last (nothing static) and a nearly flat map with one odd border row, as a
+    tiny model gives on a blank clip: the output's spread stays the first frame's (it used to grow by a
+    constant factor a frame until it overflowed: the spread was measured on the whole map and matched on a
+    subsample that misses the border row)."""
+    stabilizer, spreads = Stabilizer(), []
+    ramp = np.linspace(0, 1e-3, W, dtype=np.float32)
+    for i in range(120):
+        inv = np.full((H, W), 0.5 - 0.01 * (i % 10), np.float32) + ramp
+        inv[-1] = -0.2 - 0.02 * (i % 10)
+        frame = np.full((H, W, 3), 20 * (i % 10), np.uint8)
+        out = stabilizer(frame, DepthResult(inv, np.ones((H, W), np.float32))).inverse_depth
+        assert np.isfinite(out).all(), i
+        spreads.append(float(np.mean(np.abs(out - np.median(out)))))
+    assert max(spreads) <= 2 * spreads[0]

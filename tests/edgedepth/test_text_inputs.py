@@ -3,6 +3,7 @@ typed error naming the file for everything else (the cases an outside probe foun
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -91,11 +92,23 @@ def test_bad_calibration_files_are_typed_errors_naming_them(
     assert name in str(raised.value)
 
 
+def _unblock_reader(fifo: Path) -> None:
+    """Open ``fifo`` for writing without blocking: frees a reader stuck in open(), and does nothing (ENXIO)
+    when there is none. A plain open() here would itself block for ever, and hold the test session open."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
 def test_only_regular_files_are_read_and_size_is_capped(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.yaml")
-    threading.Timer(30, lambda: open(tmp_path / "pipe.yaml", "wb").close()).start()  # a hang guard only
-    with pytest.raises(InputError, match=r"pipe\.yaml is not a regular file"):
-        Intrinsics.load(tmp_path / "pipe.yaml")
+    guard = threading.Timer(30, _unblock_reader, [tmp_path / "pipe.yaml"])  # a hang guard only
+    guard.daemon = True
+    guard.start()
+    try:
+        with pytest.raises(InputError, match=r"pipe\.yaml is not a regular file"):
+            Intrinsics.load(tmp_path / "pipe.yaml")
+    finally:
+        guard.cancel()
     with pytest.raises(InputError, match="/dev/zero is not a regular file"):
         read_points("/dev/zero")
     (tmp_path / "passwd.yaml").symlink_to("/etc/passwd")  # followed, but it is no calibration

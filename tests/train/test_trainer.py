@@ -294,24 +294,28 @@ def test_the_plain_configuration_undoes_every_speed_lever(tmp_path: Path) -> Non
         parse_recipe(raw)
 
 
-def test_throughput_prints_each_phase_and_the_ratio(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_throughput_prints_each_phase_and_the_ratio(tmp_path: Path) -> None:
+    """The command in its own interpreter: its plain configuration starts two DataLoader workers, whose
+    SIGCHLD handler must not stay behind in the test session (it crashed or hung the session's exit)."""
     import json
 
-    from edgedepth_train.__main__ import main
+    def throughput(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "edgedepth_train", "throughput", "--recipe", "smoke", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
     out = tmp_path / "t.json"
-    argv = ["throughput", "--recipe", "smoke", "--steps", "2", "--warmup", "1", "--json", str(out),
-            "--set", "speed.channels_last=true", "--set", "stages.*.perceptual_every=2"]  # fmt: skip
-    assert main(argv) == 0
-    text = capsys.readouterr().out
+    done = throughput("--steps", "2", "--warmup", "1", "--json", str(out),
+                      "--set", "speed.channels_last=true", "--set", "stages.*.perceptual_every=2")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
     assert "data   forward    losses  backward optimizer" in text and "ratio recipe / plain" in text
     result = json.loads(out.read_text())
     plain, fast = result["rows"]
     assert plain["settings"]["channels_last"] is False and fast["settings"]["channels_last"] is True
     assert fast["settings"]["perceptual_every"] == 2 and result["stage"] == "second"
     assert all(v >= 0 for v in fast["step_ms"].values()) and fast["images_per_s"] > 0
-    assert main(["throughput", "--recipe", "smoke", "--stage", "third"]) == 2
-    assert "its stages: first, second" in capsys.readouterr().err
+    refused = throughput("--stage", "third")
+    assert refused.returncode == 2 and "its stages: first, second" in refused.stderr
 
 
 def test_a_recipe_gives_only_what_differs_from_its_base(tmp_path: Path) -> None:
