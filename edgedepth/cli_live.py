@@ -111,11 +111,13 @@ def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
         outputs: list[list[VideoOutput]] = []
         for i, src in enumerate(frames.sources):
             targets = []
-            if args.save:
+            if src is None:  # it could not be opened; the others go on
+                print(f"warning: [{i}] {frames.stats.sources[i].ended_by}", file=sys.stderr)
+            elif args.save:
                 save = Path(args.save)
                 targets.append(VideoOutput(save.with_name(f"{save.stem}_{i}{save.suffix}"), fps=src.fps_hint,
                                            cmap=args.cmap, invert=args.invert, overwrite=args.overwrite))  # fmt: skip
-            if args.show:
+            if args.show and src is not None:
                 targets.append(
                     VideoOutput(WINDOW, cmap=args.cmap, invert=args.invert, title=f"edgedepth {i}")
                 )

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .textinput import finite_number
 
 ASPECT_TOLERANCE = 0.01
 
@@ -37,8 +38,8 @@ class Intrinsics:
     def __post_init__(self) -> None:
         for name in ("fx", "fy", "cx", "cy"):
             value = getattr(self, name)
-            if not (isinstance(value, int | float | np.number) and math.isfinite(value)):
-                raise InputError(f"intrinsics {name}={value!r} must be a finite number")
+            if not (isinstance(value, int | float | np.number) and finite_number(value)):
+                raise InputError(f"intrinsics {name}={str(value)[:40]} must be a finite number")
             object.__setattr__(self, name, float(value))
         if self.fx <= 0 or self.fy <= 0:
             raise InputError(f"intrinsics fx={self.fx}, fy={self.fy} must be positive")
@@ -123,8 +124,8 @@ class Intrinsics:
 
 def _number(value: Any, name: str) -> float:
     """A finite real number from parsed JSON/YAML (not a bool, not a string)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InputError(f"{name}={value!r} must be a finite number")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not finite_number(value):
+        raise InputError(f"{name}={str(value)[:40]} must be a finite number")
     return float(value)
 
 

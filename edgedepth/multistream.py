@@ -7,9 +7,9 @@ batches and ``batch`` is on; else one by one, round-robin) and hands ``(source_i
 the caller. File sources lose no frame (their reader waits for the slot); live ones drop what they could not
 deliver, counted per source. Live and file sources may be mixed.
 
-A source that fails (a file that cannot be read, a live source still down after ``reconnect_timeout_s``)
-is reported in its statistics and its ``on_status`` events and leaves the others running; the loop ends when
-every source has ended, and raises ``SourceError`` only when all of them failed.
+A source that fails (one that cannot be opened, a file that cannot be read, a live source still down after
+``reconnect_timeout_s``) is reported in its statistics (and its ``on_status`` events) and leaves the others
+running; the loop ends when every source has ended, and raises ``SourceError`` only when all of them failed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .capture import ReadStatus, VideoSource
+from .capture import ReadStatus, SourceState, VideoSource
 from .errors import InputError, SourceError
 from .pipeline import POLL_S, ThreadedStream, median
 from .predictor import Predictor
@@ -133,17 +133,27 @@ class MultiStreamPipeline(ThreadedStream):
         self.stager, self.batch, self.max_frames = stager, batch, max_frames
         self._wake = threading.Event()
         self._stop = threading.Event()
-        opened: list[VideoSource] = []
+        # A source that cannot be opened is reported (None here, "error: ..." in its stats) and the others go on.
+        opened: list[VideoSource | None] = []
+        failures: dict[int, str] = {}
         try:
-            for s in sources:
-                opened.append(s if isinstance(s, VideoSource) else VideoSource(s, **source_options))
-        except BaseException:
-            for s in opened:
-                s.close()
+            for i, s in enumerate(sources):
+                try:
+                    opened.append(s if isinstance(s, VideoSource) else VideoSource(s, **source_options))
+                except SourceError as exc:
+                    opened.append(None)
+                    failures[i] = str(exc)
+        except BaseException:  # bad options, or Ctrl-C while opening: nothing is left open
+            for v in opened:
+                if v is not None:
+                    v.close()
             raise
-        self.sources = opened
+        if len(failures) == len(opened):
+            raise SourceError("no source could be opened: " + "; ".join(failures.values()))
+        self.sources = opened  # None where a source could not be opened
         self._stabilizers = [Stabilizer() if stabilize else None for _ in opened]
-        self._readers = [_Reader(i, s, stager, self._wake) for i, s in enumerate(opened)]
+        self._unopened = {i: (str(sources[i]), error) for i, error in failures.items()}  # index: (uri, why)
+        self._readers = [_Reader(i, v, stager, self._wake) for i, v in enumerate(opened) if v is not None]
         self._results: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._delivered = [0] * len(opened)
         self._frames = self._batches = self._batched_frames = 0
@@ -204,9 +214,9 @@ class MultiStreamPipeline(ThreadedStream):
                 self.close()
                 if self._error is not None:
                     raise self._error
-                failed = [r for r in self._readers if r.ended_by.startswith("error")]
-                if failed and len(failed) == len(self._readers):
-                    raise SourceError("every source failed: " + "; ".join(r.ended_by[7:] for r in failed))
+                failed = [x.ended_by for x in self.stats.sources if x.ended_by.startswith("error")]
+                if len(failed) == len(self.sources):
+                    raise SourceError("every source failed: " + "; ".join(f[7:] for f in failed))
                 break
             index, bgr, result, _ = item
             self._frames += 1
@@ -217,9 +227,12 @@ class MultiStreamPipeline(ThreadedStream):
     @property
     def stats(self) -> MultiStreamStats:
         elapsed = time.perf_counter() - self._t0
-        per_source = []
-        for r, delivered in zip(self._readers, self._delivered, strict=True):
-            src = r.source.stats
+        per_source = [
+            SourceStats(i, uri, 0, 0.0, 0, 0, SourceState.FAILED.value, f"error: {why}")
+            for i, (uri, why) in self._unopened.items()
+        ]
+        for r in self._readers:
+            src, delivered = r.source.stats, self._delivered[r.index]
             per_source.append(
                 SourceStats(
                     index=r.index,
@@ -232,6 +245,7 @@ class MultiStreamPipeline(ThreadedStream):
                     ended_by=r.ended_by,
                 )
             )
+        per_source.sort(key=lambda x: x.index)
         return MultiStreamStats(
             frames=self._frames,
             elapsed_s=elapsed,

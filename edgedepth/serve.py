@@ -281,6 +281,7 @@ class DepthServer:
 def _handler_for(server: DepthServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
+        default_request_version = "HTTP/1.0"  # every answer has a status line, even to a malformed request
         server_version = "edgedepth"
         sys_version = ""  # the Server header names no Python version
         timeout = 10.0  # a client that stops reading for this long is dropped, and its thread ends
@@ -292,8 +293,21 @@ def _handler_for(server: DepthServer) -> type[BaseHTTPRequestHandler]:
             )
 
         def parse_request(self) -> bool:
-            self._deadline.done()  # the request line and headers have arrived
-            return super().parse_request()
+            """The request line and headers (the deadline runs until both are in); only one Host."""
+            try:
+                parsed = super().parse_request()
+            finally:
+                self._deadline.done()
+            if not parsed or self._deadline.expired:
+                return False
+            if self.request_version == "HTTP/0.9":  # its answers have no status line and no headers
+                self.request_version = "HTTP/1.0"
+                self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, "HTTP/1.0 or 1.1 only")
+                return False
+            if len(self.headers.get_all("Host") or []) > 1:
+                self.send_error(HTTPStatus.BAD_REQUEST, "more than one Host header")
+                return False
+            return True
 
         def end_headers(self) -> None:
             for name, value in SECURITY_HEADERS.items():

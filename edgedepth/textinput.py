@@ -9,10 +9,11 @@ InputError naming the file and what it was for.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat
 
 from .errors import InputError
 
@@ -64,6 +65,14 @@ def _check_shape(value: Any, path: Any, what: str, max_nodes: int = 1_000_000) -
             stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
 
 
+def finite_number(value: SupportsFloat) -> bool:
+    """math.isfinite, and False (not OverflowError) for an integer too large for a float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def load_json_input(path: str | os.PathLike[str], what: str) -> Any:
     """Parsed JSON from a user's file; a syntax error, or nesting over MAX_NESTING, is an InputError."""
     text = read_text_input(path, what)
@@ -96,7 +105,7 @@ def load_yaml_input(path: str | os.PathLike[str], what: str) -> Any:
         value = yaml.load(text, Loader=Loader)
     except RecursionError:
         raise InputError(f"{what} {path}: nested too deeply") from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: e.g. an integer of over 4300 digits
         raise InputError(f"{what} {path}: not valid YAML ({' '.join(str(exc).split())[:200]})") from None
     _check_shape(value, path, what)
     return value

@@ -93,19 +93,27 @@ class VerifyReport:
 
 
 def read_frames(source: str | os.PathLike[str], max_frames: int) -> list[tuple[str, np.ndarray]]:
-    """Up to ``max_frames`` frames (name, BGR) of a video, image folder or other ``VideoSource``, spread over
-    the whole of a file source when it says how long it is."""
+    """Up to ``max_frames`` frames (name, BGR) of a video, image folder or other ``VideoSource``, spread evenly
+    over the whole source. Frames are picked while reading, so memory stays bounded whatever the length: every
+    ``stride``-th frame is kept, and when ``2 * max_frames`` are held every other one is dropped and the stride
+    doubles (795 frames at ``max_frames=8`` hold at most 16)."""
     if max_frames < 1:
         raise InputError(f"--max-frames {max_frames}: give at least 1 frame")
-    frames: list[tuple[str, np.ndarray]] = []
+    kept: list[tuple[str, np.ndarray]] = []
+    stride, seen = 1, 0
     with VideoSource(str(source)) as src:
         for frame in src:
-            if frame.image is not None:
-                frames.append((f"{Path(str(source)).name}#{frame.index}", frame.image))
-    if not frames:
+            if frame.image is None:
+                continue
+            if seen % stride == 0:
+                kept.append((f"{Path(str(source)).name}#{frame.index}", frame.image))
+                if len(kept) == 2 * max_frames:
+                    kept, stride = kept[::2], stride * 2
+            seen += 1
+    if not kept:
         raise InputError(f"--frames {source}: no frames could be read")
-    keep = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))
-    return [frames[i] for i in keep]
+    keep = np.unique(np.linspace(0, len(kept) - 1, min(max_frames, len(kept))).round().astype(int))
+    return [kept[i] for i in keep]
 
 
 def _outputs(spec: ModelSpec) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from edgedepth.errors import choices
+from edgedepth.textinput import finite_number
 
 from .data.appearance import AppearanceConfig
 from .data.augment import AugmentConfig
@@ -28,6 +28,7 @@ from .errors import RecipeError
 from .losses.distill import DEFAULT_NORMALIZATION
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+MAX_INT = 2**31 - 1  # every whole number in a recipe is a count, a size or a seed
 LABELLED_LOSSES = ("ssi_l1", "gradient", "laplace_nll", "perceptual", "edge_huber")
 # Against a teacher's pseudo-labels: the global view, the shared-context crop, and the local-global crop.
 DISTILL_LOSSES = ("distill", "distill_shared", "distill_local_global")
@@ -253,6 +254,9 @@ def _check(recipe: Recipe, source: str) -> None:
         )
     if not recipe.stages:
         raise RecipeError(f"{source}: stages is empty")
+    for name in ("batch_size", "threads", "checkpoint_every"):
+        if getattr(recipe, name) < 1:
+            raise RecipeError(f"{source}: {name}={getattr(recipe, name)} must be at least 1")
     for i, stage in enumerate(recipe.stages):
         where = f"{source}: stages[{i}]"
         for name in stage.losses:
@@ -335,9 +339,11 @@ def _build(tp: Any, value: Any, path: str) -> Any:
             raise RecipeError(f"{path} must be a mapping, got {value!r}")
         return {str(k): _build(val_t, v, f"{path}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise RecipeError(f"{path}={value!r} must be a finite number")
+        if not finite_number(value):
+            raise RecipeError(f"{path}={str(value)[:40]} must be a finite number")
         return float(value)
+    if tp is int and type(value) is int and not 0 <= value <= MAX_INT:
+        raise RecipeError(f"{path}={str(value)[:40]} must be a whole number from 0 to {MAX_INT}")
     if tp in (int, str, bool) and type(value) is tp:
         return value
     raise RecipeError(f"{path}={value!r} must be of type {getattr(tp, '__name__', tp)}")

@@ -50,8 +50,10 @@ class FrameGrabber:
         opener: Opener,
         name: str = "edgedepth-capture",
         on_status: Callable[[StatusEvent], object] | None = None,
+        join_timeout_s: float = JOIN_TIMEOUT_S,
     ) -> None:
         self._capture: CaptureLike | None = capture
+        self._join_timeout_s = join_timeout_s
         self._on_status = on_status
         self._state = SourceState.RUNNING
         self._events: deque[StatusEvent] = deque(maxlen=EVENTS_KEPT)
@@ -122,14 +124,15 @@ class FrameGrabber:
             with contextlib.suppress(Exception):  # a callback's bug must not kill the capture thread
                 self._on_status(event)
 
-    def close(self, join_timeout_s: float = JOIN_TIMEOUT_S) -> None:
-        """Stop the thread and wake any waiting read. A capture stuck inside read() is released when it returns."""
+    def close(self, join_timeout_s: float | None = None) -> None:
+        """Stop the thread and wake any waiting read; wait for the thread at most ``join_timeout_s`` (default:
+        the longest a read or open of this capture can block, so that no thread outlives the call)."""
         if self._closed.is_set():
             return  # idempotent: a second close does not wait on a stuck capture again
         self._closed.set()
         self._set_state(SourceState.CLOSED, "closed by the caller")
         if self._thread is not threading.current_thread():
-            self._thread.join(join_timeout_s)
+            self._thread.join(self._join_timeout_s if join_timeout_s is None else join_timeout_s)
 
     # ---- grabber thread ------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -239,6 +242,7 @@ class LiveGrabber(FrameGrabber):
         stall_timeout_s: float = 1.5,
         name: str = "edgedepth-capture",
         on_status: Callable[[StatusEvent], object] | None = None,
+        join_timeout_s: float = JOIN_TIMEOUT_S,
     ) -> None:
         self._reconnect = reconnect
         self._backoff_s = backoff_s
@@ -246,9 +250,14 @@ class LiveGrabber(FrameGrabber):
         self._reconnect_timeout_s, self._stall_timeout_s = reconnect_timeout_s, stall_timeout_s
         self._last_frame_s = time.monotonic()
         self._down_since: float | None = None
-        super().__init__(capture, opener, name, on_status)
+        super().__init__(capture, opener, name, on_status, join_timeout_s)
         self._watchdog = threading.Thread(target=self._watch, name=f"{name}-watchdog", daemon=True)
         self._watchdog.start()
+
+    def close(self, join_timeout_s: float | None = None) -> None:
+        super().close(join_timeout_s)
+        if self._watchdog is not threading.current_thread():
+            self._watchdog.join(JOIN_TIMEOUT_S)  # it looks at the closed flag every WATCH_PERIOD_S
 
     def _make_room(self) -> None:
         self._next_delay_s = self._backoff_s[0]  # frames flow again: the next outage starts from scratch

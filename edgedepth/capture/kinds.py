@@ -28,7 +28,11 @@ from .records import CaptureLike, Opener
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "tcp://")
 GLOB_CHARS = "*?["
-STREAM_TIMEOUT_MS = 10_000  # FFmpeg's own open/read timeouts, so a dead server ends in a reconnect
+# FFmpeg's own open and read timeouts: a dead or stalled server ends in a reconnect, and a capture thread
+# blocked in FFmpeg returns within them, so that closing a stream waits at most STREAM_BLOCKING_S.
+STREAM_OPEN_TIMEOUT_MS = 5_000
+STREAM_READ_TIMEOUT_MS = 3_000
+STREAM_BLOCKING_S = max(STREAM_OPEN_TIMEOUT_MS, STREAM_READ_TIMEOUT_MS) / 1000.0
 ACCEPTED = (
     "a camera index (0, '0') or /dev/videoN; a video file; an image folder or glob ('frames/*.png'); "
     f"a URL starting with {', '.join(STREAM_SCHEMES)}; or a GStreamer pipeline containing ' ! '"
@@ -241,9 +245,9 @@ def _rgbd_opener(text: str, api: int | None) -> Opener:
 def _stream_opener(text: str, api: int | None) -> Opener:
     params = [
         cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-        STREAM_TIMEOUT_MS,
+        STREAM_OPEN_TIMEOUT_MS,
         cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-        STREAM_TIMEOUT_MS,
+        STREAM_READ_TIMEOUT_MS,
     ]
     return lambda: capture(text, cv2.CAP_FFMPEG if api is None else api, params)
 

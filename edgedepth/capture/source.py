@@ -15,8 +15,17 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import InputError, SourceError
-from .grabber import FileGrabber, FrameGrabber, LiveGrabber
-from .kinds import ACCEPTED, LIVE_KINDS, OPENERS, SourceKind, classify_source, diagnose_stream, opencv_has
+from .grabber import JOIN_TIMEOUT_S, FileGrabber, FrameGrabber, LiveGrabber
+from .kinds import (
+    ACCEPTED,
+    LIVE_KINDS,
+    OPENERS,
+    STREAM_BLOCKING_S,
+    SourceKind,
+    classify_source,
+    diagnose_stream,
+    opencv_has,
+)
 from .records import (
     CaptureLike,
     CaptureStats,
@@ -122,6 +131,8 @@ class VideoSource:
                 stall_timeout_s=float(options.stall_timeout_s),
                 name=name,
                 on_status=options.on_status,
+                # FFmpeg's timeouts bound a stream's blocking calls; close() waits them out, no longer
+                join_timeout_s=STREAM_BLOCKING_S + 0.5 if kind is SourceKind.STREAM else JOIN_TIMEOUT_S,
             )
             if live
             else FileGrabber(capture, opener, loop=options.loop, name=name, on_status=options.on_status)
@@ -145,7 +156,8 @@ class VideoSource:
                 return
 
     def close(self) -> None:
-        """Stop the grabber (joined within about 1 s) and wake any read waiting in another thread."""
+        """Stop the grabber and wake any read waiting in another thread. The capture thread is joined: within
+        about 1 s, a network stream within FFmpeg's open/read timeout (a stalled server: at most 5.5 s)."""
         self._grabber.close()
 
     def __enter__(self) -> VideoSource:

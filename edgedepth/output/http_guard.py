@@ -35,11 +35,19 @@ MAX_CLIENTS = 32
 
 
 def host_name(header: str | None) -> str:
-    """The name in a Host header, without its port or IPv6 brackets, lower case."""
+    """The name in a Host header, without its port or IPv6 brackets, lower case; "" when the header is
+    malformed (a port that is not a number from 0 to 65535, an unclosed bracket)."""
     value = (header or "").strip().lower()
     if value.startswith("["):  # [::1]:8080
-        return value[1 : value.find("]")] if "]" in value else value
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+        end = value.find("]")
+        name, port = (value[1:end], value[end + 1 :]) if end > 0 else ("", "")
+    elif value.count(":") == 1:
+        name, port = value.split(":")[0], ":" + value.split(":")[1]
+    else:
+        name, port = value, ""
+    if port and not (port[0] == ":" and port[1:].isascii() and port[1:].isdigit() and int(port[1:]) <= 65535):
+        return ""
+    return name
 
 
 def host_allowed(header: str | None, allowed: frozenset[str]) -> bool:
@@ -117,11 +125,13 @@ class HeaderDeadline:
 
     def __init__(self, connection: socket.socket, client: str, seconds: float) -> None:
         self._connection, self._client = connection, client
+        self.expired = False
         self._timer = threading.Timer(seconds, self._expire, args=(seconds,))
         self._timer.daemon = True
         self._timer.start()
 
     def _expire(self, seconds: float) -> None:
+        self.expired = True
         log.warning("dropped client %s: no complete request header within %.0f s", self._client, seconds)
         with contextlib.suppress(OSError):
             self._connection.shutdown(socket.SHUT_RDWR)

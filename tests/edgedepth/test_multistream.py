@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -131,6 +132,42 @@ def test_all_sources_failing_raises(tiny_onnx: Path) -> None:
         sources = [file_source(numbered(2), fail=True), file_source(numbered(2), fail=True)]
         with pytest.raises(SourceError, match=r"every source failed.*cable pulled"):
             run(est, sources)
+
+
+def test_a_source_that_cannot_be_opened_is_reported_and_the_others_go_on(
+    tiny_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = str(tmp_path / "missing.avi")
+    with DepthEstimator(tiny_onnx, backend="onnxruntime") as est:
+        seen, stats = run(est, [file_source(numbered(3)), missing, file_source(numbered(4, base=50))])
+        with pytest.raises(SourceError, match=r"no source could be opened: .*missing\.avi.*nowhere\.avi"):
+            run(est, [missing, str(tmp_path / "nowhere.avi")])
+    assert seen == {0: [0, 1, 2], 2: [50, 51, 52, 53]}
+    assert [x.index for x in stats.sources] == [0, 1, 2]  # type: ignore[attr-defined]
+    failed = stats.sources[1]  # type: ignore[attr-defined]
+    assert failed.uri == missing and failed.state == "failed" and "missing.avi" in failed.ended_by
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (64, 48))
+    for frame in numbered(5, (48, 64)):
+        writer.write(frame)
+    writer.release()
+    save = tmp_path / "out.mp4"
+    argv = [
+        "stream",
+        str(clip),
+        missing,
+        "--save",
+        str(save),
+        "--model",
+        str(tiny_onnx),
+        "--backend",
+        "onnxruntime",
+    ]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "warning: [1] error: " in err and "missing.avi" in err
+    assert "[0] " in out and "5 frames" in out and (tmp_path / "out_0.mp4").stat().st_size > 0
+    assert not (tmp_path / "out_1.mp4").exists()
 
 
 def test_live_and_file_sources_mix_and_close_returns_the_threads(tiny_onnx: Path) -> None:

@@ -57,7 +57,16 @@ def test_host_names_parse() -> None:
     allowed = frozenset({"robot.local"})
     for ok in ("127.0.0.1:80", "localhost:8080", "[::1]:1", "10.0.0.7", "robot.local:8080"):
         assert host_allowed(ok, allowed), ok
-    for bad in ("evil.example", "evil.example:8080", "127.0.0.1.nip.io", "", None, "localhost.evil.example"):
+    bad_ports = ("127.0.0.1:8080.nip.io", "127.0.0.1:99999", "localhost:", "[::1]x", "[::1", "127.0.0.1:８０")
+    for bad in (
+        "evil.example",
+        "evil.example:8080",
+        "127.0.0.1.nip.io",
+        "",
+        None,
+        "localhost.evil.example",
+        *bad_ports,
+    ):
         assert not host_allowed(bad, allowed), bad
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from edgedepth import DepthEstimator
 from edgedepth.capture import SourceState, StatusEvent, VideoSource
+from edgedepth.capture.kinds import STREAM_BLOCKING_S
 from edgedepth.errors import SourceError
 
 pytestmark = pytest.mark.skipif(
@@ -116,6 +117,26 @@ def test_a_stalled_server_is_detected_within_2_s_and_resumes(server: Server) -> 
         source.close()
     assert all(a < b for a, b in itertools.pairwise(seen))  # no frame twice
     assert _threads_settle(baseline)
+
+
+def test_closing_a_stalled_stream_leaves_no_capture_thread(server: Server) -> None:
+    """The capture thread is blocked inside FFmpeg's read of a stalled server when close() is called: close()
+    waits for FFmpeg's read timeout (3 s) rather than leaving the thread behind for up to 15 s."""
+    events: list[StatusEvent] = []
+    source = connect(server.url, on_status=events.append)
+    try:
+        frames_until(source, lambda: source.stats.frames_read >= 10)
+        stopped = server.signal(signal.SIGSTOP)
+        frames_until(source, lambda: first(events, SourceState.STALLED, stopped) is not None)
+        assert first(events, SourceState.STALLED, stopped) is not None, events
+    finally:
+        t0 = time.monotonic()
+        source.close()
+        took = time.monotonic() - t0
+    capture_threads = [
+        t.name for t in threading.enumerate() if t.name.startswith(f"edgedepth-capture[{server.url}")
+    ]
+    assert capture_threads == [] and took <= STREAM_BLOCKING_S + 1.0, (capture_threads, took)
 
 
 def test_a_killed_server_is_detected_and_a_restarted_one_resumes_within_3_s(server: Server) -> None:

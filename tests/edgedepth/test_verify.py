@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -12,7 +14,7 @@ from edgedepth.cli import main
 from edgedepth.embedded import default_model_path
 from edgedepth.errors import InputError, SourceError
 from edgedepth.metrics import agreement, agreement_metrics
-from edgedepth.verify import DEFAULT_MAX_ABS_REL, INT8_MAX_ABS_REL, verify
+from edgedepth.verify import DEFAULT_MAX_ABS_REL, INT8_MAX_ABS_REL, read_frames, verify
 from tests.tiny_models import make_tiny_depth_onnx, tiny_spec
 
 
@@ -22,6 +24,27 @@ def tiny_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_tiny_depth_onnx(root / "ref.onnx", seed=0), make_tiny_depth_onnx(
         root / "garbage.onnx", seed=5
     )
+
+
+def test_frames_are_picked_while_reading_spread_over_the_whole_video(tmp_path: Path) -> None:
+    """A 300-frame clip at ``max_frames=5``: five frames from start to end, and never more than ten held (the
+    whole clip used to be read into memory first: 1.1 GB for a 795-frame video)."""
+    path = tmp_path / "long.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 25.0, (320, 240))
+    for i in range(300):
+        writer.write(np.full((240, 320, 3), i % 256, np.uint8))
+    writer.release()
+    tracemalloc.start()
+    try:
+        frames = read_frames(path, 5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    indices = [int(name.rsplit("#", 1)[1]) for name, _ in frames]
+    assert len(indices) == 5 and indices[0] == 0 and indices[-1] >= 300 - 64, indices
+    assert np.ptp(np.diff(indices)) <= 64  # evenly spread, to the final stride
+    assert peak < 12 * 240 * 320 * 3  # ten frames held, plus slack; all 300 would be 69 MB
+    assert read_frames(path, 1000) and len(read_frames(path, 1000)) == 300
 
 
 def test_agreement_is_zero_for_identical_maps_and_grows_with_noise() -> None:

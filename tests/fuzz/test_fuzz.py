@@ -5,7 +5,9 @@ Mutants are made from fixed seeds (``mutants.py``) and run in batches in subproc
 3 GiB address-space cap (``worker.py``); a batch that crashes or hangs is rerun job by job to name the
 culprit. The outcome table is printed at the end of the run.
 Counts: ONNX 300 per CPU backend, engine headers 200, checkpoints 200, arrays and objects 3,000
-(hypothesis, fixed seed), odd image files; ``--fuzz-long`` runs ten times more.
+(hypothesis, fixed seed), odd image files, 200 each of the text files a user names (calibration, metric
+points, teacher specs, recipes); ``--fuzz-long`` runs ten times more. HTTP requests to the web viewer are
+fuzzed in ``test_http.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import resource
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +166,70 @@ def test_odd_image_files(model: Path, tmp_path: Path) -> None:
     check(results, "image files")
     typed = {Path(r["path"]).name for r in results if r["outcome"] == "typed"}
     assert {"empty.jpg", "huge.gif", "huge.tif", "truncated.jpg", "missing.png"} <= typed
+
+
+CAMERA = {"fx": 500.0, "fy": 510.0, "cx": 320.0, "cy": 240.0, "width": 640, "height": 480}
+ROS_CAMERA_INFO = {
+    "image_width": 640,
+    "image_height": 480,
+    "camera_name": "front",
+    "camera_matrix": {"rows": 3, "cols": 3, "data": [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]},
+}
+SPEC = {"name": "third-party", "input_size": [252, 336], "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225], "size_multiple": 14, "output_kind": "depth", "output_name": "depth"}  # fmt: skip
+ODD_ROWS = ("1e2,5,3", "+10,4,2", "1,2", "1,2,3,4", "nan,1,2", "1,inf,2", '"1,2",3', "1;2;3", "0x10,1,1",
+            "1,2,3,", " , , ", "1e999,1,1", "１,2,3", "1_000,2,3")  # fmt: skip
+
+
+def text_mutants(family: str, n: int) -> Iterator[tuple[str, str, bytes]]:
+    """(mutation, file suffix, bytes) for one text family: byte corruptions of a good file, garbled fields
+    (JSON is YAML too) and, for the points, odd rows among good ones."""
+    import yaml
+
+    from edgedepth_train.recipe import RECIPES_DIR
+
+    if family == "points":
+        good = "u,v,depth\n" + "".join(f"{10 * i},{5 * i},{1 + i / 10}\n" for i in range(20))
+        yield from (
+            ("good", ".csv", good.encode()),
+            *((m, ".csv", b) for m, b in byte_mutants(good.encode(), n // 2, 11)),
+        )
+        rows = good.splitlines()
+        for i in range(n - n // 2 - 1):
+            at = 1 + i % (len(rows) - 1) if i % 3 else i % 2  # the first row (a header or not) too
+            odd = [*rows[:at], ODD_ROWS[i % len(ODD_ROWS)], *rows[at + 1 :]]
+            yield f"row {at}={ODD_ROWS[i % len(ODD_ROWS)]!r}", ".csv", "\n".join(odd).encode()
+        return
+    docs = {
+        "intrinsics": [(CAMERA, ".json"), (ROS_CAMERA_INFO, ".yaml")],
+        "spec": [(SPEC, ".json")],
+        "recipe": [(yaml.safe_load((RECIPES_DIR / "smoke.yaml").read_text()), ".yaml")],
+    }[family]
+    for k, (doc, suffix) in enumerate(docs):
+        share = n // len(docs)
+        text = (RECIPES_DIR / "smoke.yaml").read_text() if family == "recipe" else json.dumps(doc)
+        yield "good", suffix, text.encode()
+        yield from ((m, suffix, b) for m, b in byte_mutants(text.encode(), share // 2, 12 + k))
+        yield from ((m, suffix, t.encode()) for m, t in json_garbles(doc, share - share // 2 - 1, 14 + k))
+
+
+@pytest.mark.parametrize("family", ["intrinsics", "points", "spec", "recipe"])
+def test_text_input_mutants(family: str, tmp_path: Path, fuzz_scale: int) -> None:
+    """Every text file a user names: refused with a typed error naming it, or read with its invariants kept
+    (finite numbers; no row dropped but a header), and never changed by the reading."""
+    jobs = []
+    for i, (mutation, suffix, data) in enumerate(text_mutants(family, 200 * fuzz_scale)):
+        path = tmp_path / f"t{i:05d}{suffix}"
+        path.write_bytes(data)
+        jobs.append({"id": i, "op": family, "path": str(path), "mutation": mutation})
+    results = fuzz(jobs, tmp_path)
+    check(results, TEXT_CASES[family])
+    goods = [r for r in results if r["mutation"] == "good"]
+    assert goods and all(r["outcome"] == "finite" for r in goods), goods  # the unmutated files are read
+
+
+TEXT_CASES = {"intrinsics": "calibration files", "points": "metric points", "spec": "teacher specs",
+              "recipe": "recipes"}  # fmt: skip
 
 
 def test_arrays_and_objects(model: Path, tmp_path: Path, fuzz_scale: int) -> None:

@@ -4,13 +4,18 @@
 
 A job is ``{"id", "op", "path"?, "backend"?, "examples"?}``; its line is ``{"id", "outcome", "detail"}``
 with outcome "typed" (an edgedepth error; ``named`` says whether it names the file), "finite" (a result
-without NaN or inf) or "other" (any other exception). A crash or a hang shows as missing lines: the parent
-(``test_fuzz.py``) runs under a timeout and a memory cap and finds the job that caused it.
+without NaN or inf; for a text input, one that keeps its invariants), "wrong" (accepted, but NaN, inf or a
+broken invariant: a silent wrong result), "lost" (the input file changed while it was read) or "other" (any
+other exception). A crash or a hang shows as missing lines: the parent (``test_fuzz.py``) runs under a
+timeout and a memory cap and finds the job that caused it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,6 +59,56 @@ def _tensors(node: Any) -> list[Any]:
         return [t for v in node.values() for t in _tensors(v)]
     if isinstance(node, list | tuple):
         return [t for v in node for t in _tensors(v)]
+    return []
+
+
+def run_intrinsics(job: dict[str, Any]) -> bool:
+    from edgedepth.intrinsics import Intrinsics
+
+    k = Intrinsics.load(job["path"])
+    return finite(np.array([k.fx, k.fy, k.cx, k.cy])) and min(k.fx, k.fy) > 0 and min(k.width, k.height) >= 1
+
+
+def run_points(job: dict[str, Any]) -> bool:
+    """Finite (N, 3) rows, and none dropped but a header: a row of another width is refused, not regrouped."""
+    from edgedepth.clouds import read_points
+
+    points = read_points(job["path"])
+    lines = [line for line in Path(job["path"]).read_bytes().splitlines() if line.strip()]
+    return points.ndim == 2 and points.shape[1] == 3 and finite(points) and len(points) >= len(lines) - 1
+
+
+def run_spec(job: dict[str, Any]) -> bool:
+    from edgedepth_train.distill import load_spec_json
+
+    spec = load_spec_json(job["path"])
+    sizes_ok = all(isinstance(v, int) and v > 0 for v in spec.input_size)
+    return sizes_ok and finite(np.array(spec.mean), np.array(spec.std)) and min(spec.std) > 0
+
+
+def run_recipe(job: dict[str, Any]) -> bool:
+    """Every float finite, every whole number a count, size or seed (0 to 2**31 - 1)."""
+    from edgedepth_train.recipe import load_recipe
+
+    return all(_in_range(v) for v in _numbers(load_recipe(job["path"])))
+
+
+def _in_range(value: float) -> bool:
+    return 0 <= value < 2**31 if isinstance(value, int) else math.isfinite(value)
+
+
+def _numbers(node: Any) -> list[float]:
+    """Every int and float in a recipe (dataclasses, mappings and sequences)."""
+    if isinstance(node, bool) or node is None or isinstance(node, str):
+        return []
+    if isinstance(node, int | float):
+        return [node]
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        return [x for f in dataclasses.fields(node) for x in _numbers(getattr(node, f.name))]
+    if isinstance(node, dict):
+        return [x for v in node.values() for x in _numbers(v)]
+    if isinstance(node, list | tuple):
+        return [x for v in node for x in _numbers(v)]
     return []
 
 
@@ -111,19 +166,30 @@ def run_arrays(job: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
-OPS = {"onnx": run_onnx, "engine": run_engine, "checkpoint": run_checkpoint, "image": run_image}
+OPS = {"onnx": run_onnx, "engine": run_engine, "checkpoint": run_checkpoint, "image": run_image,
+       "intrinsics": run_intrinsics, "points": run_points, "spec": run_spec, "recipe": run_recipe}  # fmt: skip
+TEXT_OPS = ("intrinsics", "points", "spec", "recipe")  # an accepted input that breaks an invariant is "wrong"
+
+
+def _digest(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        return type(exc).__name__
 
 
 def main(jobs_file: str) -> int:
     for job in json.loads(Path(jobs_file).read_text()):
         line: dict[str, Any] = {"id": job["id"]}
+        before = _digest(job["path"]) if "path" in job else ""
         try:
             if job["op"] == "arrays":
                 line.update(outcome="finite", detail=run_arrays(job))
             else:
                 ok = OPS[job["op"]](job)
+                silent = "wrong" if job["op"] in TEXT_OPS else "other"
                 line.update(
-                    outcome="finite" if ok else "other", detail="" if ok else "NaN or inf in a result"
+                    outcome="finite" if ok else silent, detail="" if ok else "NaN, inf or a broken invariant"
                 )
         except EdgeDepthError as exc:
             name = Path(job["path"]).name if "path" in job else ""
@@ -131,6 +197,8 @@ def main(jobs_file: str) -> int:
             line.update(outcome="typed", detail=f"{type(exc).__name__}: {str(exc)[:300]}", named=named)
         except Exception as exc:  # the failure the fuzz suite exists to find
             line.update(outcome="other", detail=f"{type(exc).__name__}: {str(exc)[:300]}")
+        if "path" in job and _digest(job["path"]) != before:
+            line.update(outcome="lost", detail="the input file changed while it was read")
         print(json.dumps(line), flush=True)
     return 0
 
