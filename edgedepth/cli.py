@@ -31,7 +31,7 @@ from .cli_options import (
     estimator_from,
     positive_int,
 )
-from .clouds import add_cloud_options, check_cloud_options, write_cloud
+from .clouds import add_cloud_options, check_cloud_options, describe_fit, write_cloud
 from .errors import EdgeDepthError, InputError, OutputError
 
 COMMANDS_GROUP = "edgedepth.commands"
@@ -61,17 +61,40 @@ def output_stems(images: list[Path], out: Path) -> list[Path]:
     ]
 
 
+def expand_images(args: list[str]) -> list[Path]:
+    """Image files from what the user named: files, folders (their images, not recursive) and glob patterns
+    (quoted, or left unexpanded by the shell; ``**`` recurses), in the order given, each folder sorted."""
+    from .capture.kinds import GLOB_CHARS, list_images
+
+    images: list[Path] = []
+    for arg in args:
+        if os.path.isdir(arg) or (any(c in arg for c in GLOB_CHARS) and not os.path.exists(arg)):
+            try:
+                images += list_images(arg)
+            except EdgeDepthError as exc:
+                raise InputError(f"predict: {exc}") from None
+        else:
+            images.append(Path(arg))
+    return images
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
     from .fileio import atomic_write_bytes
-    from .imageio import save_npy, save_png16
+    from .imageio import check_image_file, save_npy, save_png16
 
-    images = [Path(p) for p in args.images]
+    # Everything that can be checked is checked before the model loads and before anything is written:
+    # the inputs (each exists and its header is an image of an accepted size), the option files, the outputs.
+    images = expand_images(args.images)
+    for path in images:
+        check_image_file(path)
     formats = [f for f in OUTPUT_FORMATS if f in set(args.format)] + (["ply"] if args.ply else [])
-    check_cloud_options(args, args.ply)
+    cloud_settings = check_cloud_options(args, args.ply)
     out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"predict: -o {out} is a file; name a folder")
     targets = [
         [stem.with_name(stem.name + OUTPUT_SUFFIXES[f]) for f in formats]
         for stem in output_stems(images, out)
@@ -81,13 +104,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise InputError(
             f"predict: {existing[0]} exists ({len(existing)} output(s) would be replaced); pass --overwrite"
         )
+    written: list[Path] = []
     with estimator_from(args) as est:
-        for path, row in tqdm(
+        bar = tqdm(
             list(zip(images, targets, strict=True)),
             desc="predict",
             unit="img",
             disable=True if len(images) < 2 else None,  # None: no bar when the output is a log
-        ):
+        )
+        for path, row in bar:
             result = est.predict(path)
             row[0].parent.mkdir(parents=True, exist_ok=True)
             for fmt, target in zip(formats, row, strict=True):
@@ -96,13 +121,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     if not ok:
                         raise InputError(f"could not encode the depth image of {path} as PNG")
                     atomic_write_bytes(target, buf.tobytes())
+                    written.append(target)
                 elif fmt == "png16":
                     save_png16(target, result.inverse_depth)
+                    written += [target, target.with_suffix(".json")]
                 elif fmt == "npy":
-                    save_npy(target, result.inverse_depth)
-                else:
-                    write_cloud(args, result, cv2.imread(str(path), cv2.IMREAD_COLOR), target)
-    print(f"wrote {len(images) * len(formats)} file(s) for {len(images)} image(s) under {out}")
+                    written.append(save_npy(target, result.inverse_depth))
+                elif cloud_settings is not None:
+                    fit = write_cloud(cloud_settings, result, cv2.imread(str(path), cv2.IMREAD_COLOR), target)
+                    written += [target, target.with_suffix(".json")]
+                    bar.write(f"{path}: {describe_fit(fit)}")
+    print(f"wrote {len(written)} file(s) for {len(images)} image(s) under {out}")
     return 0
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_options import add_model_options, add_view_options, estimator_from, positive_int
-from .clouds import add_cloud_options, check_cloud_options, write_cloud
+from .clouds import add_cloud_options, check_cloud_options, describe_fit, write_cloud
 from .embedded import DEMO_CLIP
 from .errors import InputError
 
@@ -25,7 +25,7 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
     from .output import WINDOW, VideoOutput
 
     targets = [*([save] if save else []), *([WINDOW] if show else [])]
-    check_cloud_options(args, bool(args.ply_every))
+    cloud_settings = check_cloud_options(args, bool(args.ply_every))
     clouds = Path(args.ply_dir)
     if args.ply_every:
         check_cloud_folder(clouds, args.overwrite)
@@ -44,8 +44,9 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
             for i, (frame, result) in enumerate(frames):
                 if not all([out.render(frame, result) for out in outputs]):
                     break
-                if args.ply_every and i % args.ply_every == 0:
-                    write_cloud(args, result, frame, clouds / f"cloud_{i:06d}.ply")
+                if cloud_settings is not None and i % args.ply_every == 0:
+                    fit = write_cloud(cloud_settings, result, frame, clouds / f"cloud_{i:06d}.ply")
+                    progress.end(f"cloud_{i:06d}.ply: {describe_fit(fit)}")
                 s = frames.stats
                 progress.update(f"{s.frames} frames  {s.fps:5.1f} FPS  infer {s.infer_ms_median:5.1f} ms  "
                                 f"latency {s.latency_ms_median:6.1f} ms  dropped {s.dropped}")  # fmt: skip

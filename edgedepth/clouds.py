@@ -8,6 +8,7 @@ with ``--pitch`` when the model's output has an offset).
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,34 +69,69 @@ def read_points(path: str) -> Any:
     return np.array(points, dtype=np.float64).reshape(-1, 3)
 
 
-def metric_fit(args: argparse.Namespace, result: Any) -> Any:
-    """The scale the options ask for: --metric-points, or --camera-height (with --pitch)."""
+@dataclass(frozen=True)
+class CloudSettings:
+    """The point-cloud options, their files read and checked before any work starts."""
+
+    intrinsics: Any  # Intrinsics
+    points: Any | None  # (N, 3) u, v, depth_m from --metric-points, or None
+    camera_height: float | None
+    pitch: float | None
+    max_depth: float | None
+
+    def fit(self, result: Any) -> Any:
+        """The metric scale for one result (a MetricFit): from the points, or from the camera height."""
+        from .metric import fit_camera_height, fit_points
+
+        if self.points is not None:
+            return fit_points(result.inverse_depth, self.points)
+        h, w = result.inverse_depth.shape
+        return fit_camera_height(
+            result.inverse_depth, self.intrinsics.scaled_to(w, h), self.camera_height, pitch_deg=self.pitch
+        )
+
+
+def check_cloud_options(args: argparse.Namespace, wanted: bool) -> CloudSettings | None:
+    """Read and check the point-cloud options (both files parse) before a model loads; None if not wanted."""
     from .intrinsics import Intrinsics
-    from .metric import fit_camera_height, fit_points
 
-    if args.metric_points:
-        return fit_points(result.inverse_depth, read_points(args.metric_points))
-    h, w = result.inverse_depth.shape
-    return fit_camera_height(result.inverse_depth, Intrinsics.load(args.intrinsics).scaled_to(w, h),
-                             args.camera_height, pitch_deg=args.pitch)  # fmt: skip
-
-
-def check_cloud_options(args: argparse.Namespace, wanted: bool) -> None:
     if not wanted:
-        return
+        return None
     if not args.intrinsics:
         raise InputError("point clouds need --intrinsics (an OpenCV calibration YAML or a JSON file)")
     if (args.metric_points is None) == (args.camera_height is None):
         raise InputError("point clouds need a scale: give --metric-points pts.csv or --camera-height METRES")
+    points = read_points(args.metric_points) if args.metric_points else None
+    return CloudSettings(
+        Intrinsics.load(args.intrinsics), points, args.camera_height, args.pitch, args.max_depth
+    )
 
 
-def write_cloud(args: argparse.Namespace, result: Any, frame: Any, target: Path) -> None:
-    from .intrinsics import Intrinsics
+def describe_fit(fit: Any) -> str:
+    """One line on how good a metric fit is: scale, shift, inliers and median error."""
+    error = (
+        f"median relative error {fit.error:.3f}"
+        if fit.method == "points"
+        else f"floor residual {fit.error:.3g}"
+    )
+    return f"metric fit ({fit.method}): scale {fit.scale:.4g}, shift {fit.shift:.4g}, inliers {fit.inliers}/{fit.total}, {error}"
+
+
+def write_cloud(settings: CloudSettings, result: Any, frame: Any, target: Path) -> Any:
+    """The PLY and a JSON sidecar with its metric fit (``NAME.json``); returns the fit (a MetricFit)."""
+    import dataclasses
+    import json
+
+    from .fileio import atomic_write_bytes
     from .pointcloud import write_ply
 
     h, w = result.inverse_depth.shape
-    k = Intrinsics.load(args.intrinsics).scaled_to(w, h)
+    fit = settings.fit(result)
     points, colors = result.point_cloud(
-        k, metric_fit(args, result), image_bgr=frame, max_depth=args.max_depth
+        settings.intrinsics.scaled_to(w, h), fit, image_bgr=frame, max_depth=settings.max_depth
     )
     write_ply(target, points, colors)
+    sidecar = target.with_suffix(".json")
+    info = {"metric_fit": dataclasses.asdict(fit), "points": len(points), "ply": target.name}
+    atomic_write_bytes(sidecar, json.dumps(info, indent=1).encode())
+    return fit

@@ -129,7 +129,17 @@ def load_image(path: str | os.PathLike[str], max_pixels: MaxPixels = DEFAULT_MAX
     return to_bgr_uint8(image, max_pixels=max_pixels, source=str(path))
 
 
-def _read_checked(path: Path, max_pixels: MaxPixels, min_side: int = MIN_SIDE) -> bytes:
+def check_image_file(
+    path: str | os.PathLike[str], max_pixels: MaxPixels = DEFAULT_MAX_PIXELS, min_side: int = MIN_SIDE
+) -> None:
+    """Refuse, without decoding, a path that is not a readable file or whose header gives a size out of
+    bounds: what a command checks for all its inputs before it loads a model."""
+    _read_checked(Path(path), max_pixels, min_side, header_only=True)
+
+
+def _read_checked(
+    path: Path, max_pixels: MaxPixels, min_side: int = MIN_SIDE, header_only: bool = False
+) -> bytes:
     """The file's bytes, after the header size check and (JPEG, PNG) a check that the file is complete."""
     try:
         if not path.is_file():
@@ -138,6 +148,8 @@ def _read_checked(path: Path, max_pixels: MaxPixels, min_side: int = MIN_SIDE) -
         with path.open("rb") as f:
             if (hw := image_header_hw(f)) is not None:
                 check_size(hw, max_pixels, str(path), min_side)
+            if header_only:
+                return b""
             f.seek(0)
             data = f.read()
     except OSError as exc:  # unreadable, or a name the file system refuses (too long, ...)

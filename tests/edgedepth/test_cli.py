@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,43 @@ def test_predict_writes_every_format(tiny_onnx: Path, tmp_path: Path) -> None:
         and "img1_inverse_depth16.png" in names
     )
     assert np.load(tmp_path / "out" / "img0_inverse_depth.npy").shape == (40, 56)
+
+
+def test_predict_takes_folders_and_globs_and_counts_every_file(tiny_onnx: Path, tmp_path: Path) -> None:
+    for folder, n in (("a", 3), ("b", 2)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            cv2.imwrite(str(tmp_path / folder / f"{i}.png"), np.full((40, 56, 3), 50 * i, np.uint8))
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    done = run_cli("predict", str(tmp_path / "a"), str(tmp_path / "b" / "*.png"), "-o", str(out),
+                   "--model", str(tiny_onnx))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert len(written) == 5 * 4  # colour, 16-bit PNG and its JSON sidecar, .npy
+    assert "wrote 20 file(s) for 5 image(s)" in done.stdout
+    assert "a/2_depth.png" in written and "b/1_inverse_depth16.json" in written
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = run_cli("predict", str(empty), "-o", str(out), "--model", str(tiny_onnx))
+    assert done.returncode == 2 and "folder" in done.stderr and "holds no image files" in done.stderr
+
+
+def test_predict_checks_every_input_before_loading_the_model_or_writing(tmp_path: Path) -> None:
+    """A missing image, an unreadable points file: refused before the model (here missing too) is opened and
+    before the output folder is made."""
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), np.zeros((40, 56, 3), np.uint8))
+    out, model = tmp_path / "out", str(tmp_path / "no-model.onnx")
+    done = run_cli("predict", str(good), str(tmp_path / "gone.png"), "-o", str(out), "--model", model)
+    assert done.returncode == 2 and "gone.png does not exist" in done.stderr, done.stderr
+    (tmp_path / "cam.json").write_text(
+        json.dumps({"fx": 50, "fy": 50, "cx": 28, "cy": 20, "width": 56, "height": 40})
+    )
+    done = run_cli("predict", str(good), "-o", str(out), "--model", model, "--ply", "--intrinsics",
+                   str(tmp_path / "cam.json"), "--metric-points", str(tmp_path / "pts.csv"))  # fmt: skip
+    assert done.returncode == 2 and "pts.csv" in done.stderr and "no-model" not in done.stderr, done.stderr
+    assert not out.exists()
 
 
 def test_predict_keeps_same_named_inputs_apart_and_refuses_to_overwrite(
@@ -170,3 +208,7 @@ def test_predict_writes_a_cloud_from_metric_points(tiny_onnx: Path, tmp_path: Pa
     assert done.returncode == 0, done.stderr
     points, colors = read_ply(out / "scene_cloud.ply")
     assert len(points) > 0 and colors is not None and (points[:, 2] > 0).all()
+    fit = json.loads((out / "scene_cloud.json").read_text())["metric_fit"]  # how good the scale is
+    assert fit["method"] == "points" and fit["inliers"] <= fit["total"] == 30 and fit["error"] < 0.05
+    assert f"metric fit (points): scale {fit['scale']:.4g}" in done.stdout and "inliers" in done.stdout
+    assert "wrote 3 file(s) for 1 image(s)" in done.stdout  # the .npy, the .ply and its .json

@@ -134,7 +134,9 @@ def test_commands_refuse_to_replace_outputs_before_they_start(tiny_onnx: Path, t
     clouds = tmp_path / "clouds"
     clouds.mkdir()
     (clouds / "cloud_000000.ply").write_bytes(b"ply")
+    camera = tmp_path / "camera.json"
+    camera.write_text('{"fx": 60, "fy": 60, "cx": 32, "cy": 24, "width": 64, "height": 48}')
     done = _cli("stream", str(clip), "--ply-every", "2", "--ply-dir", str(clouds), "--camera-height", "1.2",
-                "--intrinsics", "60,60,32,24", *model)  # fmt: skip
+                "--intrinsics", str(camera), *model)  # fmt: skip
     assert done.returncode == 2 and "pass --overwrite to replace them" in done.stderr, done.stderr
     assert (clouds / "cloud_000000.ply").read_bytes() == b"ply"
