@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import edgedepth
+from edgedepth.cpu import cpu_isa_flags
 from edgedepth.fileio import atomic_write_bytes
 
 LIBRARIES = ("numpy", "opencv-python", "onnx", "onnxruntime", "openvino", "tensorrt", "pycuda", "torch")
@@ -55,31 +56,6 @@ def cpu_model() -> str:
         if match:
             return match.group(1).strip()
     return platform.processor() or platform.machine()
-
-
-# The instruction sets that decide INT8 and FP16 speed on a CPU (VNNI: INT8 dot products; AMX: tiles).
-ISA_FLAGS = (
-    "avx2",
-    "avx512f",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "amx_int8",
-    "amx_bf16",
-    "asimddp",
-    "i8mm",
-)
-
-
-def cpu_isa_flags() -> list[str]:
-    """Which of ISA_FLAGS the CPU reports (Linux /proc/cpuinfo ``flags`` or, on Arm, ``Features``)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    match = re.search(r"^(?:flags|Features)\s*:\s*(.+)$", text, re.MULTILINE)
-    present = set(match.group(1).split()) if match else set()
-    return [flag for flag in ISA_FLAGS if flag in present]
 
 
 def memory_total_mb() -> float | None:

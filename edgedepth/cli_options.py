@@ -42,9 +42,10 @@ def add_runtime_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", help="auto, onnxruntime, openvino or tensorrt")
     p.add_argument(
         "--precision",
-        default="fp32",
-        choices=shipped_precisions(),
-        help="which variant of the embedded model (those that ship)",
+        default="auto",
+        choices=["auto", *shipped_precisions()],
+        help="which variant of the embedded model: auto (default) is INT8 on OpenVINO where the CPU has VNNI "
+        "or AMX and the INT8 model passed its gate, FP32 otherwise; `edgedepth info` says which and why",
     )
     p.add_argument("--threads", type=int, help="inference threads (default: the backend's)")
     p.add_argument(

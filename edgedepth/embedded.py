@@ -54,3 +54,35 @@ def verify_sha256(path: Path, expected: str, what: str = "model") -> None:
 def shipped_precisions() -> list[str]:
     """The precisions of the default model that ship in this installation (e.g. ['fp32', 'int8'])."""
     return [p.value for p in Precision if (MODELS_DIR / f"{DEFAULT_MODEL}-{p.value}.onnx").is_file()]
+
+
+def auto_precision(backend: str) -> tuple[Precision, str]:
+    """``precision="auto"`` for the embedded model: INT8 where it is the faster file (OpenVINO, on a CPU with
+    VNNI or AMX) and the shipped INT8 model passed its accuracy gate; FP32 otherwise. The choice and why."""
+    import json
+
+    from .backends import backend_status
+    from .cpu import INT8_FLAGS, cpu_isa_flags
+
+    fp32 = Precision.FP32
+    if "int8" not in shipped_precisions():
+        return fp32, "no INT8 model ships in this installation"
+    if backend not in ("auto", "openvino"):
+        return fp32, f"backend {backend}: INT8 is faster than FP32 only on OpenVINO"
+    if not backend_status("openvino").available:
+        return fp32, "OpenVINO is not installed (INT8 is faster than FP32 only on OpenVINO)"
+    flags = [f for f in cpu_isa_flags() if f in INT8_FLAGS]
+    if not flags:
+        return fp32, f"the CPU has none of {', '.join(INT8_FLAGS)}: INT8 would not be faster"
+    report_file = MODELS_DIR / f"{DEFAULT_MODEL}-int8.report.json"
+    try:
+        report = json.loads(report_file.read_text())
+    except (OSError, ValueError):
+        return fp32, f"{report_file.name} is missing or unreadable: the INT8 model's gate cannot be checked"
+    if report.get("passed") is not True:
+        return fp32, f"the INT8 model did not pass its accuracy gate ({report_file.name})"
+    gate = f"AbsRel {report['candidate']['abs_rel']:.4f} against FP32 {report['reference']['abs_rel']:.4f}"
+    return (
+        Precision.INT8,
+        f"OpenVINO on a CPU with {', '.join(flags)}; the INT8 model passed its gate ({gate})",
+    )

@@ -52,7 +52,9 @@ def resolve_model_path(model: str | Path | None, precision: Precision) -> Path:
 class DepthEstimator:
     """Load a model once; predict on images, batches and streams.
 
-    ``model``: None (the embedded default), or a path to ``.onnx`` / ``.engine``. ``backend``: "auto",
+    ``model``: None (the embedded default), or a path to ``.onnx`` / ``.engine``. ``precision`` picks the
+    embedded model's file: "auto" (default) takes INT8 on OpenVINO where the CPU has VNNI or AMX and the INT8
+    model passed its accuracy gate, FP32 otherwise (``backend_reasons`` says why). ``backend``: "auto",
     "onnxruntime", "openvino" or "tensorrt". ``spec``: pass a ModelSpec to load a third-party ONNX model
     that carries no edgedepth metadata. ``input_size`` (h, w) fixes the model input for dynamic-shape
     models; by default they keep the image's aspect at ``long_side`` pixels (the spec's longer side).
@@ -65,7 +67,7 @@ class DepthEstimator:
         self,
         model: str | Path | None = None,
         backend: str | BackendKind = "auto",
-        precision: str | Precision = "fp32",
+        precision: str | Precision = "auto",
         threads: int | None = None,
         spec: ModelSpec | None = None,
         input_size: tuple[int, int] | None = None,
@@ -75,10 +77,20 @@ class DepthEstimator:
         verify_sha256: str | None = None,
         **backend_options: Any,
     ) -> None:
+        why = ""
+        if precision == "auto" and model is None:  # the embedded model: INT8 where it is faster and gated
+            from .embedded import auto_precision
+
+            chosen, why = auto_precision(str(getattr(backend, "value", backend)))
+            if chosen is Precision.INT8 and backend == "auto":
+                backend = "openvino"  # the backend INT8 was chosen for
+            precision = chosen
         try:
-            self.precision: Precision = parse_enum(Precision, precision, "precision")
+            self.precision: Precision = (
+                Precision.FP32 if precision == "auto" else parse_enum(Precision, precision, "precision")
+            )
         except ValueError as exc:
-            raise InputError(str(exc)) from None
+            raise InputError(f"{exc} (or 'auto')") from None
         self.model_path = resolve_model_path(model, self.precision)
         if verify_sha256 is not None:
             from .embedded import verify_sha256 as check
@@ -89,6 +101,10 @@ class DepthEstimator:
         options = BackendOptions(threads=threads, **backend_options)
         self._backend, self.backend_reasons = open_backend(self.model_path, spec, backend, options)
         self.spec: ModelSpec = self._backend.spec
+        if model is not None:
+            self.precision = self.spec.precision  # a file given by path is what it is
+        if why:
+            self.backend_reasons = [f"precision auto -> {self.precision.value}: {why}", *self.backend_reasons]
         policy = InputPolicy(self.spec, input_size, long_side, max_pixels)
         self.input_size, self.long_side, self.max_pixels = input_size, policy.long_side, max_pixels
         # TensorRT: predict() and stream() preprocess with the fused CUDA kernel, writing the engine's input.

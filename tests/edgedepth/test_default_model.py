@@ -32,7 +32,11 @@ def test_default_model_is_shipped_small_and_traceable() -> None:
 
 def test_default_model_agrees_across_backends(images_dir: Path) -> None:
     photos = sorted(images_dir.glob("*.jpg"))[:3]
-    with DepthEstimator(backend="onnxruntime") as ort_est, DepthEstimator(backend="openvino") as ov_est:
+    fp32 = {"precision": "fp32"}  # the same file on both (auto takes INT8 on OpenVINO where that is faster)
+    with (
+        DepthEstimator(backend="onnxruntime", **fp32) as ort_est,
+        DepthEstimator(backend="openvino", **fp32) as ov_est,
+    ):
         for photo in photos:
             a, b = ort_est.predict(photo), ov_est.predict(photo)
             assert a.inverse_depth.shape == b.inverse_depth.shape
@@ -81,3 +85,19 @@ def test_a_user_model_can_be_checked_against_its_sha256(tiny_onnx: Path) -> None
         pass
     with pytest.raises(ModelLoadError, match=r"tiny\.onnx is corrupt or not the expected file"):
         DepthEstimator(tiny_onnx, verify_sha256="0" * 64)
+
+
+def test_auto_precision_takes_int8_only_where_it_is_faster_and_gated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgedepth import cpu, embedded
+
+    monkeypatch.setattr(cpu, "cpu_isa_flags", lambda: ["avx2", "avx512_vnni"])
+    assert embedded.auto_precision("auto")[0] is Precision.INT8
+    assert "avx512_vnni" in embedded.auto_precision("openvino")[1]
+    precision, why = embedded.auto_precision("onnxruntime")
+    assert precision is Precision.FP32 and "only on OpenVINO" in why
+    monkeypatch.setattr(cpu, "cpu_isa_flags", lambda: ["avx2", "avx512f"])
+    precision, why = embedded.auto_precision("auto")
+    assert precision is Precision.FP32 and "INT8 would not be faster" in why
+    with DepthEstimator(backend="onnxruntime") as est:  # the default, and the reason in backend_reasons
+        assert est.precision is Precision.FP32 and est.model_path.name.endswith("-fp32.onnx")
+        assert est.backend_reasons[0].startswith("precision auto -> fp32: backend onnxruntime")
