@@ -12,6 +12,7 @@ when the output closes). A window shows the same view and reports the user's Esc
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from ..errors import InputError, SourceError
+from ..errors import InputError, OutputError, SourceError
 from ..fileio import check_destination
 from ..postprocess import VIDEO_CODECS, SideBySideWriter, ValueRange, side_by_side
 
@@ -27,6 +28,14 @@ if TYPE_CHECKING:
     from ..result import DepthResult
 
 WINDOW = "window"  # the target that opens a window instead of a file
+
+
+def opencv_has_gui() -> bool:
+    """Whether this OpenCV build can open windows (opencv-python: Qt or GTK; opencv-python-headless: no)."""
+    match = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    return match is not None and match.group(1).upper() != "NONE"
+
+
 DEFAULT_FPS = 30.0
 QUIT_KEYS = (27, ord("q"))
 
@@ -57,6 +66,12 @@ class VideoOutput:
             )
         if not self.is_window:  # before the first frame: a stream is not run for an output that cannot be
             check_destination(self.target, overwrite)
+        elif not opencv_has_gui():
+            raise OutputError(
+                "cannot show a window: this OpenCV is the headless build edgedepth installs for robots; for "
+                "windows run: pip uninstall -y opencv-python-headless && pip install opencv-python "
+                "(or use --save FILE.mp4, or edgedepth serve for a browser view)"
+            )
         self.overwrite = overwrite
         self.fps = fps or DEFAULT_FPS
         self.cmap, self.invert, self.title = cmap, invert, title

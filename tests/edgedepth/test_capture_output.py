@@ -50,3 +50,14 @@ def test_video_output_discards_on_error_and_refuses_bad_targets(tmp_path: Path) 
     out.close()
     with pytest.raises(InputError, match="closed"):
         out.render(_grey(0), _result(H, W))
+
+
+def test_a_window_on_a_headless_opencv_is_refused_with_the_pip_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgedepth.errors import OutputError
+    from edgedepth.output import WINDOW, video
+
+    monkeypatch.setattr(video, "opencv_has_gui", lambda: False)
+    with pytest.raises(
+        OutputError, match="pip uninstall -y opencv-python-headless && pip install opencv-python"
+    ):
+        VideoOutput(WINDOW)
