@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", help="also write the report here")
     p.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
-    add_runtime_options(p)
+    add_runtime_options(p, precision=False)  # it checks the file given; no embedded variant to pick
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("info", help="model spec, inputs, outputs and available backends")

@@ -211,7 +211,9 @@ def add_live_commands(sub: argparse._SubParsersAction) -> None:
             "--save", default="demo_depth.mp4" if name == "demo" else None, help="side-by-side .mp4/.avi"
         )
         p.add_argument(
-            "--max-frames", type=positive_int, help="stop after this many frames (default: all of them)"
+            "--max-frames",
+            type=positive_int,
+            help="stop after this many frames (with several sources: counted over all of them; default: all)",
         )
         p.add_argument(
             "--stabilize",

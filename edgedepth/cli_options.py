@@ -12,7 +12,7 @@ def estimator_from(args: argparse.Namespace) -> Any:
     return DepthEstimator(
         args.model,
         backend=args.backend,
-        precision=args.precision,
+        precision=getattr(args, "precision", "auto"),
         threads=args.threads,
         long_side=getattr(args, "long_side", None),
         verify_sha256=getattr(args, "verify_sha256", None),
@@ -36,17 +36,19 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     add_runtime_options(p)
 
 
-def add_runtime_options(p: argparse.ArgumentParser) -> None:
+def add_runtime_options(p: argparse.ArgumentParser, precision: bool = True) -> None:
+    """--backend, --threads, --long-side and (for commands that may run the embedded model) --precision."""
     from .embedded import shipped_precisions
 
     p.add_argument("--backend", default="auto", help="auto, onnxruntime, openvino or tensorrt")
-    p.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", *shipped_precisions()],
-        help="which variant of the embedded model: auto (default) is INT8 on OpenVINO where the CPU has VNNI "
-        "or AMX and the INT8 model passed its gate, FP32 otherwise; `edgedepth info` says which and why",
-    )
+    if precision:
+        p.add_argument(
+            "--precision",
+            default="auto",
+            choices=["auto", *shipped_precisions()],
+            help="which variant of the embedded model: auto (default) is INT8 on OpenVINO where the CPU has VNNI "
+            "or AMX and the INT8 model passed its gate, FP32 otherwise; `edgedepth info` says which and why",
+        )
     p.add_argument("--threads", type=int, help="inference threads (default: the backend's)")
     p.add_argument(
         "--long-side",

@@ -31,6 +31,7 @@ from edgedepth.errors import DataError, EdgeDepthError, InferenceError
 from edgedepth.fileio import atomic_open, atomic_write_bytes, file_sha256
 
 from .data.unlabelled import UnlabelledImages
+from .progress import LogProgress
 
 log = logging.getLogger(__name__)
 
@@ -243,8 +244,15 @@ class PseudoLabelCache:
         if todo and progress and not sys.stderr.isatty():  # a log gets one plain line, not a bar's redraws
             log.info("pseudo-labelling %d images with %s", len(todo), teacher.path.name)
         bar_off = not progress or not todo or not sys.stderr.isatty()
+        plain = (
+            LogProgress(f"pseudo-labels {teacher.path.name}", len(todo), "img")
+            if progress and bar_off
+            else None
+        )
         try:
-            for i in tqdm(todo, desc=f"pseudo-labels {teacher.path.name}", disable=bar_off):
+            for done, i in enumerate(tqdm(todo, desc=f"pseudo-labels {teacher.path.name}", disable=bar_off)):
+                if plain is not None and done:
+                    plain.update(done)
                 try:
                     bgr = self.images._load(i)["bgr"]
                 except DataError as exc:
@@ -254,6 +262,8 @@ class PseudoLabelCache:
                 views = label_views(teacher, bgr, self.plan.boxes(i, bgr.shape[:2]), self.plan.label_size)
                 with atomic_open(self._file(i)) as fh:
                     np.savez(fh, **views)
+            if plain is not None:
+                plain.update(len(todo))
         finally:
             self.images.close()  # training forks its data workers next: no decoder threads may be running
         return len(todo)

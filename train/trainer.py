@@ -32,6 +32,7 @@ from .losses.distill import DistillLoss, crop_region
 from .models.efficientdepth import EfficientDepth
 from .models.head import mixture_readout
 from .models.registry import build_model
+from .progress import eta_text
 from .recipe import DISTILL_LOSSES, Recipe, StageConfig
 from .speed import PhaseClock, StopRequest, autocast, compiled, memory_format
 
@@ -340,8 +341,9 @@ class Trainer:
                     )
                     if bar.disable:
                         losses = " ".join(f"{k} {v.item():.3f}" for k, v in terms.items())
+                        eta = eta_text((stage.iterations - self.step) * batch_images, self.images_per_s)
                         print(f"stage {stage.name} step {self.step}/{stage.iterations}: {losses}, "
-                              f"{self.images_per_s:.1f} img/s", file=sys.stderr, flush=True)  # fmt: skip
+                              f"{self.images_per_s:.1f} img/s, stage ETA {eta}", file=sys.stderr, flush=True)  # fmt: skip
             if self.step % self.recipe.checkpoint_every == 0 and self.step < stage.iterations:
                 self.save(self.out / "checkpoint.safetensors")
             self._snapshot()

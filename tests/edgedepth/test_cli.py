@@ -43,6 +43,13 @@ def test_predict_writes_every_format(tiny_onnx: Path, tmp_path: Path) -> None:
     assert np.load(tmp_path / "out" / "img0_inverse_depth.npy").shape == (40, 56)
 
 
+def test_verify_offers_no_precision_and_max_frames_says_it_counts_all_sources() -> None:
+    verify_help = run_cli("verify", "--help").stdout
+    assert "--backend" in verify_help and "--precision" not in verify_help  # it checks the file it is given
+    stream_help = " ".join(run_cli("stream", "--help").stdout.split())
+    assert "counted over all of them" in stream_help
+
+
 def test_predict_takes_folders_and_globs_and_counts_every_file(tiny_onnx: Path, tmp_path: Path) -> None:
     for folder, n in (("a", 3), ("b", 2)):
         (tmp_path / folder).mkdir()

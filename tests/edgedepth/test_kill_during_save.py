@@ -2,7 +2,8 @@
 write of a target removes the temp files a killed writer left behind.
 
 Writers: ``edgedepth predict -o`` (colour PNG, 16-bit PNG and .npy), training checkpoints, TensorRT engine
-files and calibration caches, each in a loop in a child process killed after a seeded random delay.
+files and calibration caches, each in a loop in a child process killed a seeded random delay after it has
+written every target once.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ WRITER = textwrap.dedent(
         from tests.quantize.test_engine_build import binding
         from edgedepth_quantize.engine import write_calibration_cache
         run = lambda i: write_calibration_cache(out / "m.calibration-cache", binding(), bytes(3_000_000))
-    print("ready", flush=True)
     i = 0
     while True:
         run(i)
+        print("WHOLE", i, flush=True)  # every target whole at least once: the parent's signal to start
         i += 1
     """
 )
@@ -92,6 +93,20 @@ def verify(kind: str, out: Path) -> int:
     return checked
 
 
+def writer(kind: str, out: Path, extra: str) -> subprocess.Popen:
+    """A writer process, once it says it has written every target whole (not after a guessed delay: a slow
+    model load used to outlast every delay, so no kill landed during a write)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, kind, str(out), extra], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    lines = []  # predict prints its own summary first
+    while (line := proc.stdout.readline()) and line.strip() != "WHOLE 0":
+        lines.append(line)
+    assert line.strip() == "WHOLE 0", lines
+    return proc
+
+
 def temps(out: Path) -> list[Path]:
     return [p for p in out.rglob(".*") if p.is_file()]
 
@@ -108,22 +123,15 @@ def test_sigkill_at_random_moments_leaves_no_partial_file(kind: str, tmp_path: P
     rng = np.random.default_rng(list(KILLS).index(kind))
     checked, left = 0, 0
     for _ in range(KILLS[kind]):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, kind, str(out), extra], cwd=ROOT, stdout=subprocess.PIPE, text=True
-        )
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        time.sleep(float(rng.uniform(0.05, 0.6)))
+        proc = writer(kind, out, extra)  # returns once it has written every target whole
+        time.sleep(float(rng.uniform(0.0, 0.6)))  # then a kill at a random moment of the writes that follow
         proc.kill()
         proc.wait(timeout=30)
         checked += verify(kind, out)
         left = max(left, len(temps(out)))
     assert checked > 0  # destinations existed and were whole after the kills
     # The next complete write of each target removes what the killed writers left.
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, kind, str(out), extra], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    time.sleep(2.0)  # at least one whole write of every target
+    proc = writer(kind, out, extra)  # at least one whole write of every target
     proc.kill()
     proc.wait(timeout=30)
     verify(kind, out)

@@ -341,3 +341,15 @@ def test_a_recipe_gives_only_what_differs_from_its_base(tmp_path: Path) -> None:
     (tmp_path / "orphan.yaml").write_text("base: nowhere.yaml\n")
     with pytest.raises(RecipeError, match=r"nowhere\.yaml does not exist"):
         load_recipe(tmp_path / "orphan.yaml")
+
+
+def test_a_log_gets_plain_progress_lines_with_an_eta(capsys: pytest.CaptureFixture) -> None:
+    from edgedepth_train.progress import LogProgress, eta_text
+
+    assert eta_text(3600 + 61, 1.0) == "1:01:01" and eta_text(10, 0.0) == "?"
+    progress = LogProgress("pseudo-labels t.onnx", 4, "img", every_s=0.0)
+    for done in range(1, 5):
+        progress.update(done)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("pseudo-labels t.onnx: 4/4 (100%), ")
+    assert lines[0].split("ETA ")[1].count(":") == 2
