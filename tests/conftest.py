@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import threading
 from pathlib import Path
@@ -56,10 +57,31 @@ def fuzz_scale(request: pytest.FixtureRequest) -> int:
     return 10 if request.config.getoption("--fuzz-long") else 1
 
 
+TRAIN_FOLDERS = ("train", "quantize", "benchmarks", "gpu")  # their tests need torch
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+collect_ignore = [] if HAS_TORCH else list(TRAIN_FOLDERS)  # without torch only the runtime's tests can run
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test is ``train`` (needs torch) or ``runtime``: ``pytest -m runtime`` runs in an install without
+    torch (``pip install -e ".[test-runtime]"``). The folders of the training, quantization and benchmark
+    trees are ``train``; elsewhere a test that needs torch says so with ``@pytest.mark.train``."""
+    for item in items:
+        parts = Path(str(item.path)).relative_to(REPO / "tests").parts
+        if parts[0] in TRAIN_FOLDERS:
+            item.add_marker(pytest.mark.train)
+        elif item.get_closest_marker("train") is None:
+            item.add_marker(pytest.mark.runtime)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The fuzz suite's outcome table: tries, typed errors, accepted (finite, invariants kept), and what must
     stay 0: wrong silent results, untyped errors (or typed ones not naming the file), crashes, hangs, lost data.
     """
+    if not HAS_TORCH:
+        terminalreporter.write_line(
+            f'not collected: tests/{{{",".join(TRAIN_FOLDERS)}}} (torch is not installed; pip install -e ".[test]")'
+        )
     fuzz = next((m for name, m in list(sys.modules.items()) if name.endswith("fuzz.test_fuzz")), None)
     summary = getattr(fuzz, "SUMMARY", None)
     if not summary:

@@ -14,10 +14,12 @@ from edgedepth.fileio import file_sha256
 from edgedepth.metrics import agreement_metrics, depth_metrics, ground_plane_prior, mean_metrics
 from edgedepth.model_file import read_onnx_spec
 from edgedepth.rgbd import iter_rgbd
-from edgedepth_train.recipe import load_recipe
 
 
+@pytest.mark.train
 def test_default_model_is_shipped_small_and_traceable() -> None:
+    from edgedepth_train.recipe import load_recipe
+
     path = edgedepth.default_model_path()
     assert path.stat().st_size <= 40 * 2**20
     spec = read_onnx_spec(path)

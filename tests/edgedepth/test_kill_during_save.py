@@ -111,7 +111,9 @@ def temps(out: Path) -> list[Path]:
     return [p for p in out.rglob(".*") if p.is_file()]
 
 
-@pytest.mark.parametrize("kind", list(KILLS))
+@pytest.mark.parametrize(
+    "kind", [pytest.param(k, marks=pytest.mark.train) if k == "checkpoint" else k for k in KILLS]
+)
 def test_sigkill_at_random_moments_leaves_no_partial_file(kind: str, tmp_path: Path, tiny_onnx: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()

@@ -153,6 +153,7 @@ def test_points_csv_refuses_other_rows_naming_the_line(tmp_path: Path, content: 
         read_points(str(tmp_path / "p.csv"))
 
 
+@pytest.mark.train
 def test_teacher_specs_and_recipes_refuse_unknown_fields_and_non_finite_values(tmp_path: Path) -> None:
     from edgedepth_train.distill import DistillError, load_spec_json
     from edgedepth_train.errors import RecipeError
@@ -186,6 +187,7 @@ def test_long_side_is_checked_against_the_specs_limits(tiny_onnx: Path, side: ob
         DepthEstimator(tiny_onnx, long_side=side)  # type: ignore[arg-type]
 
 
+@pytest.mark.train
 def test_a_pickle_named_safetensors_is_a_typed_error(tmp_path: Path) -> None:
     import pickle
 

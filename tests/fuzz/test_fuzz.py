@@ -134,6 +134,7 @@ def test_engine_header_mutants(tmp_path: Path, fuzz_scale: int) -> None:
     check(fuzz(jobs, tmp_path), "engine headers")
 
 
+@pytest.mark.train
 def test_checkpoint_mutants(tmp_path: Path, fuzz_scale: int) -> None:
     import torch
 
@@ -186,8 +187,6 @@ def text_mutants(family: str, n: int) -> Iterator[tuple[str, str, bytes]]:
     (JSON is YAML too) and, for the points, odd rows among good ones."""
     import yaml
 
-    from edgedepth_train.recipe import RECIPES_DIR
-
     if family == "points":
         good = "u,v,depth\n" + "".join(f"{10 * i},{5 * i},{1 + i / 10}\n" for i in range(20))
         yield from (
@@ -200,20 +199,29 @@ def text_mutants(family: str, n: int) -> Iterator[tuple[str, str, bytes]]:
             odd = [*rows[:at], ODD_ROWS[i % len(ODD_ROWS)], *rows[at + 1 :]]
             yield f"row {at}={ODD_ROWS[i % len(ODD_ROWS)]!r}", ".csv", "\n".join(odd).encode()
         return
+    smoke = ROOT / "train" / "recipes" / "smoke.yaml"
     docs = {
         "intrinsics": [(CAMERA, ".json"), (ROS_CAMERA_INFO, ".yaml")],
         "spec": [(SPEC, ".json")],
-        "recipe": [(yaml.safe_load((RECIPES_DIR / "smoke.yaml").read_text()), ".yaml")],
+        "recipe": [(yaml.safe_load(smoke.read_text()), ".yaml")],
     }[family]
     for k, (doc, suffix) in enumerate(docs):
         share = n // len(docs)
-        text = (RECIPES_DIR / "smoke.yaml").read_text() if family == "recipe" else json.dumps(doc)
+        text = smoke.read_text() if family == "recipe" else json.dumps(doc)
         yield "good", suffix, text.encode()
         yield from ((m, suffix, b) for m, b in byte_mutants(text.encode(), share // 2, 12 + k))
         yield from ((m, suffix, t.encode()) for m, t in json_garbles(doc, share - share // 2 - 1, 14 + k))
 
 
-@pytest.mark.parametrize("family", ["intrinsics", "points", "spec", "recipe"])
+@pytest.mark.parametrize(
+    "family",
+    [
+        "intrinsics",
+        "points",
+        pytest.param("spec", marks=pytest.mark.train),
+        pytest.param("recipe", marks=pytest.mark.train),
+    ],
+)
 def test_text_input_mutants(family: str, tmp_path: Path, fuzz_scale: int) -> None:
     """Every text file a user names: refused with a typed error naming it, or read with its invariants kept
     (finite numbers; no row dropped but a header), and never changed by the reading."""
