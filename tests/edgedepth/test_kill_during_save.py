@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # 50 writer processes: about 50 s on 2 cores
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = {"predict": 20, "checkpoint": 10, "engine": 10, "cache": 10}  # 50 in all
 
