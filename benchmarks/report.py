@@ -244,7 +244,8 @@ def markdown(document: dict[str, Any]) -> str:
 
 def plot_png(document: dict[str, Any]) -> bytes | None:
     """Latency p50 against input side, one line per backend and precision (one panel per batch): a colour
-    per backend, dashed for the reference. None when matplotlib is not installed."""
+    per backend, a marker and line style per model, dashed with crosses for the reference. None when
+    matplotlib is not installed."""
     try:
         import matplotlib
 
@@ -258,7 +259,13 @@ def plot_png(document: dict[str, Any]) -> bytes | None:
     backends = list(dict.fromkeys(r["backend"] for r in rows))
     models = list(dict.fromkeys(r["model"] for r in rows))
     styles = ["-", "-.", ":", (0, (5, 1, 1, 1))]
-    fig, axes = plt.subplots(1, len(batches), figsize=(5.5 * len(batches), 4.2), squeeze=False)
+    markers = [
+        "o",
+        "s",
+        "^",
+        "D",
+    ]  # a model each: with one input size a line is one point, told by its marker
+    fig, axes = plt.subplots(1, len(batches), figsize=(8.5 * len(batches), 4.2), squeeze=False)
     for ax, batch in zip(axes[0], batches, strict=True):
         lines: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for r in (r for r in rows if r["batch"] == batch):
@@ -271,8 +278,10 @@ def plot_png(document: dict[str, Any]) -> bytes | None:
         for (backend, model), points in lines.items():
             xs, ys = zip(*sorted(set(points)), strict=True)
             style = "--" if model == "reference" else styles[models.index(model) % len(styles)]
+            marker = "X" if model == "reference" else markers[models.index(model) % len(markers)]
             label = f"{backend} {'reference (fp32, side rounded to 14)' if model == 'reference' else model}"
-            ax.plot(xs, ys, linestyle=style, marker="o", color=f"C{backends.index(backend)}", label=label)
+            ax.plot(xs, ys, linestyle=style, marker=marker, markersize=7, color=f"C{backends.index(backend)}",
+                    label=label)  # fmt: skip
         ax.set_yscale("log")
         for axis_ticks in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
             axis_ticks(FormatStrFormatter("%g"))
@@ -280,7 +289,7 @@ def plot_png(document: dict[str, Any]) -> bytes | None:
         ax.set_ylabel("latency p50 (ms)")
         ax.set_title(f"batch {batch}")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside: it hides no point
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120)
