@@ -19,6 +19,31 @@ def source_arg(text: str) -> object:
     return int(text) if text.isdigit() else text
 
 
+def recorder_from(args: argparse.Namespace, sources: int) -> Any:
+    """The --record output (a McapRecorder), its files read and its destination checked, or None."""
+    if not getattr(args, "record", None):
+        return None
+    from .intrinsics import Intrinsics
+    from .output.ros import McapRecorder, RecordOptions
+
+    scaled = args.intrinsics and (args.camera_height is not None or args.metric_points is not None)
+    options = RecordOptions(
+        namespace=args.ros_namespace,
+        frame_id=args.frame_id,
+        intrinsics=Intrinsics.load(args.intrinsics) if args.intrinsics else None,
+        metric=check_cloud_options(args, True) if scaled else None,
+    )
+    return McapRecorder(args.record, options, sources=sources, overwrite=args.overwrite)
+
+
+def report_recording(recorder: Any, args: argparse.Namespace) -> None:
+    if recorder is not None:
+        unscaled = (
+            f" ({recorder.unscaled} without metric depth: no scale fitted)" if recorder.unscaled else ""
+        )
+        print(f"recorded {recorder.frames} frames to {args.record}{unscaled}")
+
+
 def run_stream(args: argparse.Namespace, source: object, save: str | None, show: bool) -> int:
     """Shared by ``stream`` and ``demo``: run, show and/or save side by side, report progress and FPS."""
     from .capture import SourceState, StatusEvent
@@ -36,10 +61,11 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
             progress.end(f"source {event.state.value}: {event.detail}")
 
     stream = {"max_frames": args.max_frames, "on_status": report, "stabilize": args.stabilize}
+    recorder = recorder_from(args, 1)  # before the model loads: its files read, its destination checked
     with estimator_from(args) as est, est.stream(source, **stream) as frames:
         fps = frames.source.fps_hint
-        outputs = [VideoOutput(t, fps=fps, cmap=args.cmap, invert=args.invert, overwrite=args.overwrite)
-                   for t in targets]  # fmt: skip
+        outputs: list[Any] = [VideoOutput(t, fps=fps, cmap=args.cmap, invert=args.invert, overwrite=args.overwrite)
+                              for t in targets] + ([recorder] if recorder is not None else [])  # fmt: skip
         try:
             for i, (frame, result) in enumerate(frames):
                 if not all([out.render(frame, result) for out in outputs]):
@@ -56,6 +82,7 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
             for out in outputs:
                 out.close()
         s = frames.stats
+    report_recording(recorder, args)
     progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: stream {s.fps:.1f} FPS, model-only "
                  f"{1e3 / s.infer_ms_median:.1f} FPS (median infer {s.infer_ms_median:.1f} ms), "
                  f"median latency {s.latency_ms_median:.1f} ms, dropped {s.dropped}, timeouts {s.timeouts}"
@@ -107,6 +134,7 @@ def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
     if args.ply_every:
         raise InputError("--ply-every takes one source; run one stream per camera for point clouds")
     progress = Progress()
+    recorder = recorder_from(args, len(sources))
     with estimator_from(args) as est, est.stream(sources, max_frames=args.max_frames, stabilize=args.stabilize,
                                              batch=args.batch) as frames:  # fmt: skip
         outputs: list[list[VideoOutput]] = []
@@ -127,6 +155,8 @@ def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
             for index, frame, result in frames:
                 if not all([out.render(frame, result) for out in outputs[index]]):
                     break
+                if recorder is not None:
+                    recorder.render(frame, result, index)
                 s = frames.stats
                 per = "  ".join(f"[{x.index}] {x.fps:4.1f}" for x in s.sources)
                 progress.update(f"{s.frames} frames  {s.fps:5.1f} FPS total  {per}  batch {s.mean_batch:.1f}")
@@ -135,7 +165,10 @@ def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
         finally:
             for out in (o for targets in outputs for o in targets):
                 out.close()
+            if recorder is not None:
+                recorder.close()
         s = frames.stats
+    report_recording(recorder, args)
     progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: {s.fps:.1f} FPS total, {s.mean_batch:.2f} frames "
                  f"per model call; backend {est.backend_name}")  # fmt: skip
     for x in s.sources:
@@ -224,7 +257,22 @@ def add_live_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--ply-every", type=positive_int, help="write a metric point cloud every N frames")
         if name == "stream":
             p.add_argument(
-                "--overwrite", action="store_true", help="replace --save and --ply-dir outputs that exist"
+                "--overwrite",
+                action="store_true",
+                help="replace --save, --record and --ply-dir outputs that exist",
+            )
+            g = p.add_argument_group('ROS 2 recording (pip install "edgedepth[ros2]")')
+            g.add_argument(
+                "--record",
+                metavar="FILE.mcap",
+                help="record sensor_msgs topics (JPEG image, relative inverse depth, confidence; metric depth and "
+                "camera_info with --intrinsics and a scale) into an MCAP file, rosbag2's storage format",
+            )
+            g.add_argument(
+                "--ros-namespace", default="/camera", help="topic namespace (several sources: _0, _1, ...)"
+            )
+            g.add_argument(
+                "--frame-id", default="camera", help="header frame_id (several sources: _0, _1, ...)"
             )
         p.add_argument(
             "--ply-dir", default="clouds", help="folder for the --ply-every clouds (default: clouds)"

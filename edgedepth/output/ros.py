@@ -1,0 +1,204 @@
+"""ROS 2 recordings without ROS: a stream's frames, depth and confidence as ``sensor_msgs`` messages in an MCAP
+file (rosbag2's default storage), with ``mcap`` and ``mcap-ros2-support`` (``pip install "edgedepth[ros2]"``).
+
+Per source, under its namespace (``/camera``; several sources: ``/camera_0``, ``/camera_1``, ...):
+
+- ``NS/image/compressed``: the colour frame, ``sensor_msgs/msg/CompressedImage`` (JPEG);
+- ``NS/depth/image``: metric depth, ``sensor_msgs/msg/Image`` ``32FC1`` in metres (REP 118: NaN where there is
+  no depth), only when a metric scale is known (``--camera-height`` or ``--metric-points`` with
+  ``--intrinsics``), and only for the frames whose scale could be fitted (``unscaled`` counts the others);
+- ``NS/inverse_depth_relative/image``: the model's relative inverse depth, ``32FC1``, always. It has no unit:
+  its scale and shift change from frame to frame, so it is never to be read as metres (nearer is larger);
+- ``NS/confidence/image``: the model's confidence, ``32FC1`` in 0..1;
+- ``NS/camera_info``: ``sensor_msgs/msg/CameraInfo`` from ``--intrinsics``, scaled to the frame.
+
+Every message of a frame carries the same header stamp (the wall-clock time the frame was captured, or when
+the result was recorded for a source that does not say) and the source's ``frame_id``. The file is written
+under a temporary name and renamed when it is closed: a crash leaves no half-written recording behind.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import InputError, OutputError
+from ..extras import require_extra
+from ..fileio import PendingFile
+
+TIME = "int32 sec\nuint32 nanosec\n"
+HEADER = "builtin_interfaces/Time stamp\nstring frame_id\n"
+SEPARATOR = "=" * 80 + "\n"
+MSG_TEXT = {
+    "sensor_msgs/msg/CompressedImage": "std_msgs/Header header\nstring format\nuint8[] data\n",
+    "sensor_msgs/msg/Image": (
+        "std_msgs/Header header\nuint32 height\nuint32 width\nstring encoding\nuint8 is_bigendian\n"
+        "uint32 step\nuint8[] data\n"
+    ),
+    "sensor_msgs/msg/CameraInfo": (
+        "std_msgs/Header header\nuint32 height\nuint32 width\nstring distortion_model\nfloat64[] d\n"
+        "float64[9] k\nfloat64[9] r\nfloat64[12] p\nuint32 binning_x\nuint32 binning_y\n"
+        "sensor_msgs/RegionOfInterest roi\n"
+    ),
+}
+ROI = "uint32 x_offset\nuint32 y_offset\nuint32 height\nuint32 width\nbool do_rectify\n"
+
+
+def msgdef(datatype: str) -> str:
+    """The full ROS 2 message definition of ``datatype`` with its dependencies, as rosbag2 stores it."""
+    parts = [MSG_TEXT[datatype], SEPARATOR + "MSG: std_msgs/Header\n" + HEADER]
+    parts.append(SEPARATOR + "MSG: builtin_interfaces/Time\n" + TIME)
+    if datatype.endswith("CameraInfo"):
+        parts.append(SEPARATOR + "MSG: sensor_msgs/RegionOfInterest\n" + ROI)
+    return "".join(parts)
+
+
+def topic_namespace(namespace: str, index: int, count: int) -> str:
+    """``/camera`` for one source, ``/camera_0``, ``/camera_1``, ... for several; checked as a ROS name."""
+    ns = "/" + namespace.strip("/")
+    if not all(part and (part[0].isalpha() or part[0] == "_") and part.replace("_", "a").isalnum()
+               for part in ns.strip("/").split("/")):  # fmt: skip
+        raise InputError(
+            f"--ros-namespace {namespace!r}: ROS names are /-separated parts of letters, digits and _, each "
+            "starting with a letter or _ (e.g. /robot/camera)"
+        )
+    return ns if count == 1 else f"{ns}_{index}"
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    """What a recording names: the topic namespace and frame_id (one source; several get ``_0``, ``_1``, ...),
+    the camera's intrinsics (a CameraInfo topic) and a metric scale (``CloudSettings``: a depth topic in
+    metres). ``jpeg_quality`` for the colour frames."""
+
+    namespace: str = "/camera"
+    frame_id: str = "camera"
+    intrinsics: Any = None  # Intrinsics
+    metric: Any = None  # CloudSettings, whose fit(result) gives the scale
+    jpeg_quality: int = 90
+
+
+class McapRecorder:
+    """An output that records every frame it is given (``render(frame, result, index, stamp_s)``) as ROS 2
+    messages into ``path`` (``.mcap``), committed by :meth:`close`. ``sources``: how many sources the stream
+    has (each gets its own namespace)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        options: RecordOptions | None = None,
+        sources: int = 1,
+        overwrite: bool = False,
+    ) -> None:
+        require_extra("ros2", "recording ROS 2 messages (--record)")
+        from mcap_ros2.writer import Writer
+
+        if Path(path).suffix.lower() != ".mcap":
+            raise InputError(f"--record {path}: name an .mcap file (rosbag2's storage format)")
+        self.options = options or RecordOptions()
+        self.namespaces = [topic_namespace(self.options.namespace, i, sources) for i in range(sources)]
+        self.frame_ids = [
+            self.options.frame_id if sources == 1 else f"{self.options.frame_id}_{i}" for i in range(sources)
+        ]
+        self._file = PendingFile(path, ".partial.mcap", overwrite)
+        assert self._file.temp_path is not None
+        self._stream = open(self._file.temp_path, "wb")  # noqa: SIM115 (closed in close())
+        self._writer = Writer(self._stream)
+        self._schemas = {name: self._writer.register_msgdef(name, msgdef(name)) for name in MSG_TEXT}
+        self.frames = 0
+        self.unscaled = 0  # frames recorded without metric depth: the scale could not be fitted
+        self._closed = False
+
+    def render(self, frame: np.ndarray, result: Any, index: int = 0, stamp_s: float | None = None) -> bool:
+        """Record one frame of source ``index`` with its results; True (a recording never asks to stop)."""
+        if self._closed:
+            raise OutputError(f"recording {self._file.shown} is closed")
+        stamp = time.time() if stamp_s is None else stamp_s
+        nanos = round(stamp * 1e9)
+        header = {"stamp": {"sec": nanos // 1_000_000_000, "nanosec": nanos % 1_000_000_000},
+                  "frame_id": self.frame_ids[index]}  # fmt: skip
+        ns = self.namespaces[index]
+        ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.options.jpeg_quality])
+        if not ok:
+            raise OutputError(f"recording {self._file.shown}: could not encode a frame as JPEG")
+        self._write(f"{ns}/image/compressed", "CompressedImage", {"header": header, "format": "jpeg",
+                                                                  "data": jpeg.tobytes()}, nanos)  # fmt: skip
+        inv = result.inverse_depth
+        self._write(f"{ns}/inverse_depth_relative/image", "Image", _image(header, inv), nanos)
+        self._write(f"{ns}/confidence/image", "Image", _image(header, result.confidence), nanos)
+        h, w = inv.shape
+        if self.options.metric is not None:
+            try:
+                depth = self.options.metric.fit(result).depth(inv)
+            except InputError:  # no scale for this frame (no floor, too few points agree): no metric depth
+                self.unscaled += 1
+            else:
+                depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
+                self._write(f"{ns}/depth/image", "Image", _image(header, depth), nanos)
+        if self.options.intrinsics is not None:
+            self._write(
+                f"{ns}/camera_info",
+                "CameraInfo",
+                _camera_info(header, self.options.intrinsics.scaled_to(w, h)),
+                nanos,
+            )
+        self.frames += 1
+        return True
+
+    def _write(self, topic: str, kind: str, message: dict[str, Any], nanos: int) -> None:
+        try:
+            self._writer.write_message(
+                topic, self._schemas[f"sensor_msgs/msg/{kind}"], message, log_time=nanos, publish_time=nanos
+            )
+        except OSError as exc:
+            raise OutputError(f"recording {self._file.shown}: {exc}") from None
+
+    def close(self, keep: bool = True) -> Path | None:
+        """Finish the file and move it into place (``keep``), or discard it; the recording's path."""
+        if self._closed:
+            return None
+        self._closed = True
+        try:
+            self._writer.finish()
+            self._stream.close()
+        except OSError as exc:
+            self._file.discard()
+            raise OutputError(f"recording {self._file.shown}: {exc}") from None
+        if not keep or self.frames == 0:
+            self._file.discard()
+            return None
+        return self._file.commit()
+
+    def __enter__(self) -> McapRecorder:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close(keep=exc_type is None or issubclass(exc_type, KeyboardInterrupt))
+
+
+def _image(header: dict[str, Any], array: np.ndarray) -> dict[str, Any]:
+    """A ``32FC1`` sensor_msgs/Image (little-endian float32, rows packed)."""
+    data = np.ascontiguousarray(array, dtype="<f4")
+    h, w = data.shape
+    return {"header": header, "height": h, "width": w, "encoding": "32FC1", "is_bigendian": 0, "step": w * 4,
+            "data": data.tobytes()}  # fmt: skip
+
+
+def _camera_info(header: dict[str, Any], k: Any) -> dict[str, Any]:
+    """A pinhole CameraInfo without distortion (the model sees the image as given)."""
+    matrix = [k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0]
+    return {
+        "header": header, "height": k.height, "width": k.width, "distortion_model": "plumb_bob",
+        "d": [0.0] * 5, "k": matrix, "r": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        "p": [k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0], "binning_x": 0, "binning_y": 0,
+        "roi": {"x_offset": 0, "y_offset": 0, "height": 0, "width": 0, "do_rectify": False},
+    }  # fmt: skip
