@@ -64,12 +64,14 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
     recorder = recorder_from(args, 1)  # before the model loads: its files read, its destination checked
     with estimator_from(args) as est, est.stream(source, **stream) as frames:
         fps = frames.source.fps_hint
-        outputs: list[Any] = [VideoOutput(t, fps=fps, cmap=args.cmap, invert=args.invert, overwrite=args.overwrite)
-                              for t in targets] + ([recorder] if recorder is not None else [])  # fmt: skip
+        outputs = [VideoOutput(t, fps=fps, cmap=args.cmap, invert=args.invert, overwrite=args.overwrite)
+                   for t in targets]  # fmt: skip
         try:
             for i, (frame, result) in enumerate(frames):
                 if not all([out.render(frame, result) for out in outputs]):
                     break
+                if recorder is not None:
+                    recorder.render(frame, result, 0, frames.captured_at)
                 if cloud_settings is not None and i % args.ply_every == 0:
                     fit = write_cloud(cloud_settings, result, frame, clouds / f"cloud_{i:06d}.ply")
                     progress.end(f"cloud_{i:06d}.ply: {describe_fit(fit)}")
@@ -81,6 +83,8 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
         finally:
             for out in outputs:
                 out.close()
+            if recorder is not None:
+                recorder.close()
         s = frames.stats
     report_recording(recorder, args)
     progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: stream {s.fps:.1f} FPS, model-only "
@@ -156,7 +160,7 @@ def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
                 if not all([out.render(frame, result) for out in outputs[index]]):
                     break
                 if recorder is not None:
-                    recorder.render(frame, result, index)
+                    recorder.render(frame, result, index, frames.captured_at)
                 s = frames.stats
                 per = "  ".join(f"[{x.index}] {x.fps:4.1f}" for x in s.sources)
                 progress.update(f"{s.frames} frames  {s.fps:5.1f} FPS total  {per}  batch {s.mean_batch:.1f}")

@@ -26,7 +26,7 @@ import numpy as np
 
 from .capture import ReadStatus, SourceState, VideoSource
 from .errors import InputError, SourceError
-from .pipeline import POLL_S, ThreadedStream, median
+from .pipeline import POLL_S, ThreadedStream, median, wall_clock
 from .predictor import Predictor
 from .result import DepthResult
 from .stabilize import Stabilizer
@@ -218,9 +218,10 @@ class MultiStreamPipeline(ThreadedStream):
                 if len(failed) == len(self.sources):
                     raise SourceError("every source failed: " + "; ".join(f[7:] for f in failed))
                 break
-            index, bgr, result, _ = item
+            index, bgr, result, captured_s = item
             self._frames += 1
             self._delivered[index] += 1
+            self.captured_at = wall_clock(captured_s)
             return index, bgr, result
         raise StopIteration
 

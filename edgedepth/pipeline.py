@@ -27,6 +27,11 @@ from .stabilize import Stabilizer
 POLL_S = 0.05  # how often blocked threads look at the stop flag: Ctrl-C stops the pipeline well within 2 s
 
 
+def wall_clock(monotonic_s: float) -> float:
+    """A ``time.monotonic()`` instant as seconds since the epoch (message stamps want wall-clock time)."""
+    return time.time() - (time.monotonic() - monotonic_s)
+
+
 def median(values: deque[float]) -> float:
     return float(np.median(values)) if values else float("nan")
 
@@ -60,6 +65,7 @@ class ThreadedStream:
     the iterator and context-manager protocols around ``__next__`` and ``close``."""
 
     _stop: threading.Event
+    captured_at: float | None = None  # when the frame last returned was captured (seconds since the epoch)
 
     def _put(self, q: queue.Queue[Any], item: Any) -> bool:
         """Put ``item``, waiting while ``q`` is full; False when the stream stopped first."""
@@ -191,6 +197,7 @@ class StreamPipeline(ThreadedStream):
             self._infer_ms.append(result.timings_ms["infer"])
             self._pre_ms.append(result.timings_ms["preprocess"])
             self._latency_ms.append((time.monotonic() - captured_s) * 1e3)
+            self.captured_at = wall_clock(captured_s)
             return bgr, result
         raise StopIteration
 

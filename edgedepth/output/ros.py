@@ -12,8 +12,8 @@ Per source, under its namespace (``/camera``; several sources: ``/camera_0``, ``
 - ``NS/confidence/image``: the model's confidence, ``32FC1`` in 0..1;
 - ``NS/camera_info``: ``sensor_msgs/msg/CameraInfo`` from ``--intrinsics``, scaled to the frame.
 
-Every message of a frame carries the same header stamp (the wall-clock time the frame was captured, or when
-the result was recorded for a source that does not say) and the source's ``frame_id``. The file is written
+Every message of a frame carries the same header stamp (the wall-clock time the frame was captured: the
+stream's ``captured_at``; the time of recording when none is given) and the source's ``frame_id``. The file is written
 under a temporary name and renamed when it is closed: a crash leaves no half-written recording behind.
 """
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def test_a_stream_is_recorded_as_ros2_messages(tiny_onnx: Path, tmp_path: Path) 
     camera.write_text(json.dumps({"fx": 60, "fy": 60, "cx": 32, "cy": 24, "width": 64, "height": 48}))
     record = tmp_path / "run.mcap"
     model = ["--model", str(tiny_onnx), "--backend", "onnxruntime", "--no-stabilize"]
+    started = time.time()
     done = run("stream", str(clip), "--record", str(record), "--intrinsics", str(camera), "--metric-points",
                str(points), "--ros-namespace", "/robot/front", "--frame-id", "front_optical", *model)  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -87,6 +89,7 @@ def test_a_stream_is_recorded_as_ros2_messages(tiny_onnx: Path, tmp_path: Path) 
         [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in topics[t]] for t in sorted(expected)
     ]
     assert all(s == stamps[0] for s in stamps) and stamps[0] == sorted(set(stamps[0]))  # one stamp per frame
+    assert started * 1e9 < stamps[0][0] and stamps[0][-1] < record.stat().st_mtime * 1e9  # capture times
     assert {m.header.frame_id for t in expected for m in topics[t]} == {"front_optical"}
     again = run("stream", str(clip), "--record", str(record), *model)
     assert again.returncode == 2 and "exists; pass --overwrite" in again.stderr
