@@ -19,10 +19,11 @@ def source_arg(text: str) -> object:
     return int(text) if text.isdigit() else text
 
 
-def recorder_from(args: argparse.Namespace, sources: int) -> Any:
-    """The --record output (a McapRecorder), its files read and its destination checked, or None."""
-    if not getattr(args, "record", None):
-        return None
+def ros_outputs_from(args: argparse.Namespace, sources: int) -> list[Any]:
+    """The ROS 2 outputs asked for: a McapRecorder (--record) and a Ros2Publisher (--ros2), their files read
+    and the recording's destination checked before the model loads."""
+    if not (getattr(args, "record", None) or getattr(args, "ros2", False)):
+        return []
     from .intrinsics import Intrinsics
     from .output.ros import McapRecorder, RecordOptions
 
@@ -33,15 +34,26 @@ def recorder_from(args: argparse.Namespace, sources: int) -> Any:
         intrinsics=Intrinsics.load(args.intrinsics) if args.intrinsics else None,
         metric=check_cloud_options(args, True) if scaled else None,
     )
-    return McapRecorder(args.record, options, sources=sources, overwrite=args.overwrite)
+    outputs: list[Any] = []
+    if args.record:
+        outputs.append(McapRecorder(args.record, options, sources=sources, overwrite=args.overwrite))
+    if args.ros2:
+        from .output.dds import Ros2Publisher
+
+        outputs.append(Ros2Publisher(options, sources=sources))
+    return outputs
 
 
-def report_recording(recorder: Any, args: argparse.Namespace) -> None:
-    if recorder is not None:
-        unscaled = (
-            f" ({recorder.unscaled} without metric depth: no scale fitted)" if recorder.unscaled else ""
+def report_ros(outputs: list[Any], args: argparse.Namespace) -> None:
+    for out in outputs:
+        unscaled = f" ({out.unscaled} without metric depth: no scale fitted)" if out.unscaled else ""
+        recording = getattr(out, "recording", False)
+        done = (
+            f"recorded {out.frames} frames to {args.record}"
+            if recording
+            else f"published {out.frames} frames"
         )
-        print(f"recorded {recorder.frames} frames to {args.record}{unscaled}")
+        print(done + unscaled)
 
 
 def run_stream(args: argparse.Namespace, source: object, save: str | None, show: bool) -> int:
@@ -61,7 +73,7 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
             progress.end(f"source {event.state.value}: {event.detail}")
 
     stream = {"max_frames": args.max_frames, "on_status": report, "stabilize": args.stabilize}
-    recorder = recorder_from(args, 1)  # before the model loads: its files read, its destination checked
+    ros = ros_outputs_from(args, 1)  # before the model loads: its files read, its destination checked
     with estimator_from(args) as est, est.stream(source, **stream) as frames:
         fps = frames.source.fps_hint
         outputs = [VideoOutput(t, fps=fps, cmap=args.cmap, invert=args.invert, overwrite=args.overwrite)
@@ -70,8 +82,8 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
             for i, (frame, result) in enumerate(frames):
                 if not all([out.render(frame, result) for out in outputs]):
                     break
-                if recorder is not None:
-                    recorder.render(frame, result, 0, frames.captured_at)
+                for out in ros:
+                    out.render(frame, result, 0, frames.captured_at)
                 if cloud_settings is not None and i % args.ply_every == 0:
                     fit = write_cloud(cloud_settings, result, frame, clouds / f"cloud_{i:06d}.ply")
                     progress.end(f"cloud_{i:06d}.ply: {describe_fit(fit)}")
@@ -83,10 +95,10 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
         finally:
             for out in outputs:
                 out.close()
-            if recorder is not None:
-                recorder.close()
+            for out in ros:
+                out.close()
         s = frames.stats
-    report_recording(recorder, args)
+    report_ros(ros, args)
     progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: stream {s.fps:.1f} FPS, model-only "
                  f"{1e3 / s.infer_ms_median:.1f} FPS (median infer {s.infer_ms_median:.1f} ms), "
                  f"median latency {s.latency_ms_median:.1f} ms, dropped {s.dropped}, timeouts {s.timeouts}"
@@ -138,7 +150,7 @@ def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
     if args.ply_every:
         raise InputError("--ply-every takes one source; run one stream per camera for point clouds")
     progress = Progress()
-    recorder = recorder_from(args, len(sources))
+    ros = ros_outputs_from(args, len(sources))
     with estimator_from(args) as est, est.stream(sources, max_frames=args.max_frames, stabilize=args.stabilize,
                                              batch=args.batch) as frames:  # fmt: skip
         outputs: list[list[VideoOutput]] = []
@@ -159,8 +171,8 @@ def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
             for index, frame, result in frames:
                 if not all([out.render(frame, result) for out in outputs[index]]):
                     break
-                if recorder is not None:
-                    recorder.render(frame, result, index, frames.captured_at)
+                for out in ros:
+                    out.render(frame, result, index, frames.captured_at)
                 s = frames.stats
                 per = "  ".join(f"[{x.index}] {x.fps:4.1f}" for x in s.sources)
                 progress.update(f"{s.frames} frames  {s.fps:5.1f} FPS total  {per}  batch {s.mean_batch:.1f}")
@@ -169,10 +181,10 @@ def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
         finally:
             for out in (o for targets in outputs for o in targets):
                 out.close()
-            if recorder is not None:
-                recorder.close()
+            for out in ros:
+                out.close()
         s = frames.stats
-    report_recording(recorder, args)
+    report_ros(ros, args)
     progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: {s.fps:.1f} FPS total, {s.mean_batch:.2f} frames "
                  f"per model call; backend {est.backend_name}")  # fmt: skip
     for x in s.sources:
@@ -271,6 +283,11 @@ def add_live_commands(sub: argparse._SubParsersAction) -> None:
                 metavar="FILE.mcap",
                 help="record sensor_msgs topics (JPEG image, relative inverse depth, confidence; metric depth and "
                 "camera_info with --intrinsics and a scale) into an MCAP file, rosbag2's storage format",
+            )
+            g.add_argument(
+                "--ros2",
+                action="store_true",
+                help="publish the same topics live over DDS (Cyclone DDS; ROS_DOMAIN_ID, sensor-data QoS)",
             )
             g.add_argument(
                 "--ros-namespace", default="/camera", help="topic namespace (several sources: _0, _1, ...)"

@@ -15,7 +15,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "train": ("torch", "yaml", "onnx", "safetensors", "efficientnet_lite_pytorch"),
     "quantize": ("onnx", "nncf", "yaml"),
     "benchmarks": ("onnx",),
-    "ros2": ("mcap", "mcap_ros2"),
+    "ros2": ("mcap", "mcap_ros2", "cyclonedds"),
 }
 
 

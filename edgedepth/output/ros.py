@@ -19,6 +19,7 @@ under a temporary name and renamed when it is closed: a crash leaves no half-wri
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -85,6 +86,60 @@ class RecordOptions:
     jpeg_quality: int = 90
 
 
+class RosTopics:
+    """The topics and messages of a stream's frames, shared by the recorder and the live publisher."""
+
+    def __init__(self, options: RecordOptions, sources: int) -> None:
+        self.options = options
+        self.namespaces = [topic_namespace(options.namespace, i, sources) for i in range(sources)]
+        self.frame_ids = [
+            options.frame_id if sources == 1 else f"{options.frame_id}_{i}" for i in range(sources)
+        ]
+        self.unscaled = 0  # frames without metric depth: the scale could not be fitted
+
+    def messages(
+        self, frame: np.ndarray, result: Any, index: int = 0, stamp_s: float | None = None
+    ) -> tuple[int, list[tuple[str, str, dict[str, Any]]]]:
+        """The frame's stamp (ns since the epoch) and its (topic, message type, fields) in publishing order."""
+        stamp = time.time() if stamp_s is None else stamp_s
+        sec = math.floor(stamp)  # seconds and the fraction apart: a double holds ns only below 2**53 ns
+        nanos = sec * 1_000_000_000 + min(round((stamp - sec) * 1e9), 999_999_999)
+        header = {"stamp": {"sec": nanos // 1_000_000_000, "nanosec": nanos % 1_000_000_000},
+                  "frame_id": self.frame_ids[index]}  # fmt: skip
+        ns = self.namespaces[index]
+        ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.options.jpeg_quality])
+        if not ok:
+            raise OutputError("could not encode a frame as JPEG")
+        inv = result.inverse_depth
+        out = [
+            (
+                f"{ns}/image/compressed",
+                "CompressedImage",
+                {"header": header, "format": "jpeg", "data": jpeg.tobytes()},
+            ),
+            (f"{ns}/inverse_depth_relative/image", "Image", _image(header, inv)),
+            (f"{ns}/confidence/image", "Image", _image(header, result.confidence)),
+        ]
+        if self.options.metric is not None:
+            try:
+                depth = self.options.metric.fit(result).depth(inv)
+            except InputError:  # no scale for this frame (no floor, too few points agree): no metric depth
+                self.unscaled += 1
+            else:
+                depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
+                out.append((f"{ns}/depth/image", "Image", _image(header, depth)))
+        if self.options.intrinsics is not None:
+            h, w = inv.shape
+            out.append(
+                (
+                    f"{ns}/camera_info",
+                    "CameraInfo",
+                    _camera_info(header, self.options.intrinsics.scaled_to(w, h)),
+                )
+            )
+        return nanos, out
+
+
 class McapRecorder:
     """An output that records every frame it is given (``render(frame, result, index, stamp_s)``) as ROS 2
     messages into ``path`` (``.mcap``), committed by :meth:`close`. ``sources``: how many sources the stream
@@ -102,63 +157,33 @@ class McapRecorder:
 
         if Path(path).suffix.lower() != ".mcap":
             raise InputError(f"--record {path}: name an .mcap file (rosbag2's storage format)")
-        self.options = options or RecordOptions()
-        self.namespaces = [topic_namespace(self.options.namespace, i, sources) for i in range(sources)]
-        self.frame_ids = [
-            self.options.frame_id if sources == 1 else f"{self.options.frame_id}_{i}" for i in range(sources)
-        ]
+        self.topics = RosTopics(options or RecordOptions(), sources)
         self._file = PendingFile(path, ".partial.mcap", overwrite)
         assert self._file.temp_path is not None
         self._stream = open(self._file.temp_path, "wb")  # noqa: SIM115 (closed in close())
         self._writer = Writer(self._stream)
         self._schemas = {name: self._writer.register_msgdef(name, msgdef(name)) for name in MSG_TEXT}
         self.frames = 0
-        self.unscaled = 0  # frames recorded without metric depth: the scale could not be fitted
+        self.recording = True  # a file, as against live topics
         self._closed = False
+
+    @property
+    def unscaled(self) -> int:
+        return self.topics.unscaled
 
     def render(self, frame: np.ndarray, result: Any, index: int = 0, stamp_s: float | None = None) -> bool:
         """Record one frame of source ``index`` with its results; True (a recording never asks to stop)."""
         if self._closed:
             raise OutputError(f"recording {self._file.shown} is closed")
-        stamp = time.time() if stamp_s is None else stamp_s
-        nanos = round(stamp * 1e9)
-        header = {"stamp": {"sec": nanos // 1_000_000_000, "nanosec": nanos % 1_000_000_000},
-                  "frame_id": self.frame_ids[index]}  # fmt: skip
-        ns = self.namespaces[index]
-        ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.options.jpeg_quality])
-        if not ok:
-            raise OutputError(f"recording {self._file.shown}: could not encode a frame as JPEG")
-        self._write(f"{ns}/image/compressed", "CompressedImage", {"header": header, "format": "jpeg",
-                                                                  "data": jpeg.tobytes()}, nanos)  # fmt: skip
-        inv = result.inverse_depth
-        self._write(f"{ns}/inverse_depth_relative/image", "Image", _image(header, inv), nanos)
-        self._write(f"{ns}/confidence/image", "Image", _image(header, result.confidence), nanos)
-        h, w = inv.shape
-        if self.options.metric is not None:
+        nanos, messages = self.topics.messages(frame, result, index, stamp_s)
+        for topic, kind, message in messages:
             try:
-                depth = self.options.metric.fit(result).depth(inv)
-            except InputError:  # no scale for this frame (no floor, too few points agree): no metric depth
-                self.unscaled += 1
-            else:
-                depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
-                self._write(f"{ns}/depth/image", "Image", _image(header, depth), nanos)
-        if self.options.intrinsics is not None:
-            self._write(
-                f"{ns}/camera_info",
-                "CameraInfo",
-                _camera_info(header, self.options.intrinsics.scaled_to(w, h)),
-                nanos,
-            )
+                self._writer.write_message(topic, self._schemas[f"sensor_msgs/msg/{kind}"], message,
+                                           log_time=nanos, publish_time=nanos)  # fmt: skip
+            except OSError as exc:
+                raise OutputError(f"recording {self._file.shown}: {exc}") from None
         self.frames += 1
         return True
-
-    def _write(self, topic: str, kind: str, message: dict[str, Any], nanos: int) -> None:
-        try:
-            self._writer.write_message(
-                topic, self._schemas[f"sensor_msgs/msg/{kind}"], message, log_time=nanos, publish_time=nanos
-            )
-        except OSError as exc:
-            raise OutputError(f"recording {self._file.shown}: {exc}") from None
 
     def close(self, keep: bool = True) -> Path | None:
         """Finish the file and move it into place (``keep``), or discard it; the recording's path."""
