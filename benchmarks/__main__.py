@@ -7,6 +7,7 @@
     python -m benchmarks flicker VIDEO ...                # video depth flicker with and without the stabiliser
     python -m benchmarks multistream VIDEO --copies 2 4   # several cameras: batched against round-robin
     python -m benchmarks serve VIDEO --clients 3          # the web viewer: inference FPS with and without clients
+    python -m benchmarks ros2 VIDEO --frame-size 256x256  # the stream with and without publishing ROS 2 topics
     python -m benchmarks figures                          # the README demo frame from the embedded model
     python -m benchmarks --only stream --video ../shared/data/video/vtest.avi   # stream FPS vs model-only
     edgedepth benchmark ...                               # the same options
@@ -48,6 +49,7 @@ SUBCOMMANDS = (
     "flicker",
     "multistream",
     "serve",
+    "ros2",
     "figures",
 )  # modules of this package with their own main()
 

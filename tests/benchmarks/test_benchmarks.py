@@ -415,3 +415,22 @@ def test_figures_regenerates_the_demo_frame(tmp_path: Path) -> None:
     image = cv2.imread(str(tmp_path / "demo_frame.jpg"))
     assert image.shape == (240, 640, 3)
     assert image[:, 320:].std() > 10  # the depth half is not blank
+
+
+def test_ros2_publishing_cost_is_measured_in_interleaved_rounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip(
+        "cyclonedds", reason='the ros2 extra is not installed (pip install "edgedepth[ros2]")'
+    )
+    from edgedepth.embedded import DEMO_CLIP
+    from edgedepth_benchmarks.__main__ import main as bench
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", "78")  # on loopback, multicast off (the benchmark's default)
+    monkeypatch.delenv("CYCLONEDDS_URI", raising=False)
+    out = tmp_path / "ros2.json"
+    argv = ["ros2", str(DEMO_CLIP), "--max-frames", "12", "--rounds", "2", "--backend", "onnxruntime"]
+    assert bench([*argv, "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["frames"] == 12 and result["frame_hw"] == [256, 256]
+    assert len(result["fps"]["plain"]) == len(result["fps"]["ros2"]) == 2 and result["ros2_over_plain"] > 0
