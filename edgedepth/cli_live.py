@@ -33,7 +33,12 @@ def ros_outputs_from(args: argparse.Namespace, sources: int) -> list[Any]:
         frame_id=args.frame_id,
         intrinsics=Intrinsics.load(args.intrinsics) if args.intrinsics else None,
         metric=check_cloud_options(args, True) if scaled else None,
+        cloud_every=args.ros_cloud_every or 0,
     )
+    if args.ros_cloud_every and not scaled:
+        raise InputError(
+            "--ros-cloud-every needs --intrinsics and a scale (--camera-height or --metric-points)"
+        )
     outputs: list[Any] = []
     if args.record:
         outputs.append(McapRecorder(args.record, options, sources=sources, overwrite=args.overwrite))
@@ -283,6 +288,12 @@ def add_live_commands(sub: argparse._SubParsersAction) -> None:
                 metavar="FILE.mcap",
                 help="record sensor_msgs topics (JPEG image, relative inverse depth, confidence; metric depth and "
                 "camera_info with --intrinsics and a scale) into an MCAP file, rosbag2's storage format",
+            )
+            g.add_argument(
+                "--ros-cloud-every",
+                type=positive_int,
+                metavar="N",
+                help="also a coloured PointCloud2 (NS/points) every N frames; needs --intrinsics and a scale",
             )
             g.add_argument(
                 "--ros2",

@@ -90,6 +90,8 @@ class Ros2Publisher:
         values["header"] = t["Header"](t["Time"](**header["stamp"]), header["frame_id"])
         if kind == "CameraInfo":
             values["roi"] = t["RegionOfInterest"](**values["roi"])
+        if kind == "PointCloud2":
+            values["fields"] = [t["PointField"](**f) for f in values["fields"]]
         return t[kind](**values)
 
     def close(self, keep: bool = True) -> None:

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from cyclonedds.idl import IdlStruct
 from cyclonedds.idl.types import array, float64, int32, sequence, uint8, uint32
 
-__all__ = ["CameraInfo", "CompressedImage", "Header", "Image", "RegionOfInterest", "Time"]
+__all__ = [
+    "CameraInfo",
+    "CompressedImage",
+    "Header",
+    "Image",
+    "PointCloud2",
+    "PointField",
+    "RegionOfInterest",
+    "Time",
+]
 
 
 @dataclass
@@ -69,15 +78,36 @@ class CameraInfo(IdlStruct, typename="sensor_msgs::msg::dds_::CameraInfo_"):
     roi: RegionOfInterest
 
 
+@dataclass
+class PointField(IdlStruct, typename="sensor_msgs::msg::dds_::PointField_"):
+    name: str
+    offset: uint32
+    datatype: uint8
+    count: uint32
+
+
+@dataclass
+class PointCloud2(IdlStruct, typename="sensor_msgs::msg::dds_::PointCloud2_"):
+    header: Header
+    height: uint32
+    width: uint32
+    fields: sequence[PointField]
+    is_bigendian: bool
+    point_step: uint32
+    row_step: uint32
+    data: sequence[uint8]
+    is_dense: bool
+
+
 def _pack_data_in_one_block() -> None:
-    """Serialise the ``data`` of Image and CompressedImage with Cyclone DDS's ``bytes`` machine (one block
+    """Serialise the ``data`` of Image, CompressedImage and PointCloud2 with Cyclone DDS's ``bytes`` machine (one block
     copy; the same CDR as ``sequence<uint8>``) instead of its per-element packing, which takes about 8 ms per
     256 KB: the topic keeps the ``sequence<uint8>`` type that ROS 2 declares. This reaches into Cyclone DDS's
     machinery (``__idl__.v1_machine/v2_machine.members_machines``); where that differs, nothing is changed
     and publishing is correct but slower."""
     from cyclonedds.idl._machinery import BytesMachine
 
-    for cls in (Image, CompressedImage):
+    for cls in (Image, CompressedImage, PointCloud2):
         idl = cls.__idl__
         idl.populate()
         for machine in (idl.v1_machine, idl.v2_machine):

@@ -10,7 +10,9 @@ Per source, under its namespace (``/camera``; several sources: ``/camera_0``, ``
 - ``NS/inverse_depth_relative/image``: the model's relative inverse depth, ``32FC1``, always. It has no unit:
   its scale and shift change from frame to frame, so it is never to be read as metres (nearer is larger);
 - ``NS/confidence/image``: the model's confidence, ``32FC1`` in 0..1;
-- ``NS/camera_info``: ``sensor_msgs/msg/CameraInfo`` from ``--intrinsics``, scaled to the frame.
+- ``NS/camera_info``: ``sensor_msgs/msg/CameraInfo`` from ``--intrinsics``, scaled to the frame;
+- ``NS/points``: with ``--ros-cloud-every N`` and a metric scale, a coloured ``sensor_msgs/msg/PointCloud2``
+  (x, y, z in metres and rgb, every 2nd pixel) every N frames.
 
 Every message of a frame carries the same header stamp (the wall-clock time the frame was captured: the
 stream's ``captured_at``; the time of recording when none is given) and the source's ``frame_id``. The file is written
@@ -43,6 +45,10 @@ MSG_TEXT = {
         "std_msgs/Header header\nuint32 height\nuint32 width\nstring encoding\nuint8 is_bigendian\n"
         "uint32 step\nuint8[] data\n"
     ),
+    "sensor_msgs/msg/PointCloud2": (
+        "std_msgs/Header header\nuint32 height\nuint32 width\nsensor_msgs/PointField[] fields\nbool is_bigendian\n"
+        "uint32 point_step\nuint32 row_step\nuint8[] data\nbool is_dense\n"
+    ),
     "sensor_msgs/msg/CameraInfo": (
         "std_msgs/Header header\nuint32 height\nuint32 width\nstring distortion_model\nfloat64[] d\n"
         "float64[9] k\nfloat64[9] r\nfloat64[12] p\nuint32 binning_x\nuint32 binning_y\n"
@@ -50,6 +56,11 @@ MSG_TEXT = {
     ),
 }
 ROI = "uint32 x_offset\nuint32 y_offset\nuint32 height\nuint32 width\nbool do_rectify\n"
+POINT_FIELD = (
+    "uint8 INT8=1\nuint8 UINT8=2\nuint8 INT16=3\nuint8 UINT16=4\nuint8 INT32=5\nuint8 UINT32=6\nuint8 FLOAT32=7\n"
+    "uint8 FLOAT64=8\nstring name\nuint32 offset\nuint8 datatype\nuint32 count\n"
+)
+FLOAT32 = 7  # sensor_msgs/PointField's datatype of x, y, z and the packed rgb
 
 
 def msgdef(datatype: str) -> str:
@@ -58,6 +69,8 @@ def msgdef(datatype: str) -> str:
     parts.append(SEPARATOR + "MSG: builtin_interfaces/Time\n" + TIME)
     if datatype.endswith("CameraInfo"):
         parts.append(SEPARATOR + "MSG: sensor_msgs/RegionOfInterest\n" + ROI)
+    if datatype.endswith("PointCloud2"):
+        parts.append(SEPARATOR + "MSG: sensor_msgs/PointField\n" + POINT_FIELD)
     return "".join(parts)
 
 
@@ -77,13 +90,16 @@ def topic_namespace(namespace: str, index: int, count: int) -> str:
 class RecordOptions:
     """What a recording names: the topic namespace and frame_id (one source; several get ``_0``, ``_1``, ...),
     the camera's intrinsics (a CameraInfo topic) and a metric scale (``CloudSettings``: a depth topic in
-    metres). ``jpeg_quality`` for the colour frames."""
+    metres, and with ``cloud_every`` a coloured PointCloud2 every N frames). ``jpeg_quality`` for the colour
+    frames."""
 
     namespace: str = "/camera"
     frame_id: str = "camera"
     intrinsics: Any = None  # Intrinsics
     metric: Any = None  # CloudSettings, whose fit(result) gives the scale
     jpeg_quality: int = 90
+    cloud_every: int = 0  # a PointCloud2 every N frames of a source (0: none); needs the scale and intrinsics
+    cloud_stride: int = 2  # every 2nd pixel of each row and column
 
 
 class RosTopics:
@@ -96,6 +112,7 @@ class RosTopics:
             options.frame_id if sources == 1 else f"{options.frame_id}_{i}" for i in range(sources)
         ]
         self.unscaled = 0  # frames without metric depth: the scale could not be fitted
+        self._seen = [0] * sources  # frames per source, for cloud_every
 
     def messages(
         self, frame: np.ndarray, result: Any, index: int = 0, stamp_s: float | None = None
@@ -122,12 +139,21 @@ class RosTopics:
         ]
         if self.options.metric is not None:
             try:
-                depth = self.options.metric.fit(result).depth(inv)
+                fit = self.options.metric.fit(result)
             except InputError:  # no scale for this frame (no floor, too few points agree): no metric depth
                 self.unscaled += 1
             else:
+                depth = fit.depth(inv)
                 depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
                 out.append((f"{ns}/depth/image", "Image", _image(header, depth)))
+                every, k = self.options.cloud_every, self.options.intrinsics
+                if every and k is not None and self._seen[index] % every == 0:
+                    h, w = inv.shape
+                    points, colors = result.point_cloud(
+                        k.scaled_to(w, h), fit, image_bgr=frame,
+                        stride=self.options.cloud_stride, max_depth=self.options.metric.max_depth,
+                    )  # fmt: skip
+                    out.append((f"{ns}/points", "PointCloud2", _cloud(header, points, colors)))
         if self.options.intrinsics is not None:
             h, w = inv.shape
             out.append(
@@ -137,6 +163,7 @@ class RosTopics:
                     _camera_info(header, self.options.intrinsics.scaled_to(w, h)),
                 )
             )
+        self._seen[index] += 1
         return nanos, out
 
 
@@ -216,6 +243,25 @@ def _image(header: dict[str, Any], array: np.ndarray) -> dict[str, Any]:
     h, w = data.shape
     return {"header": header, "height": h, "width": w, "encoding": "32FC1", "is_bigendian": 0, "step": w * 4,
             "data": data.tobytes()}  # fmt: skip
+
+
+def _cloud(header: dict[str, Any], points: np.ndarray, colors: np.ndarray | None) -> dict[str, Any]:
+    """An unordered PointCloud2 of x, y, z (metres, float32) and rgb packed in a float32, as RViz2 reads it."""
+    n = len(points)
+    rgb = (
+        np.zeros(n, "<u4")
+        if colors is None
+        else (colors.astype("<u4") * np.array([1 << 16, 1 << 8, 1], "<u4")).sum(1, dtype="<u4")
+    )
+    block = np.empty((n, 4), "<f4")
+    block[:, :3] = points
+    block[:, 3] = rgb.view("<f4")
+    fields = [
+        {"name": name, "offset": 4 * i, "datatype": FLOAT32, "count": 1} for i, name in enumerate("xyz")
+    ]
+    fields.append({"name": "rgb", "offset": 12, "datatype": FLOAT32, "count": 1})
+    return {"header": header, "height": 1, "width": n, "fields": fields, "is_bigendian": False, "point_step": 16,
+            "row_step": 16 * n, "data": block.tobytes(), "is_dense": True}  # fmt: skip
 
 
 def _camera_info(header: dict[str, Any], k: Any) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def test_frames_are_published_as_ros2_topics(loopback_dds: None, tiny_onnx: Path
     from edgedepth import DepthEstimator
     from edgedepth.intrinsics import Intrinsics
     from edgedepth.output.dds import Ros2Publisher
-    from edgedepth.output.ros import RecordOptions
+    from edgedepth.output.ros import RecordOptions, _cloud
 
     store = rosbags_typesys.get_typestore(rosbags_typesys.Stores.ROS2_HUMBLE)
     k = Intrinsics(60.0, 60.0, 32.0, 24.0, 64, 48)
@@ -67,7 +67,16 @@ def test_frames_are_published_as_ros2_topics(loopback_dds: None, tiny_onnx: Path
             time.sleep(0.05)
             received += depth_reader.take(N=10)  # type: ignore[attr-defined]
             infos += info_reader.take(N=10)  # type: ignore[attr-defined]
+    header = {"stamp": {"sec": 5, "nanosec": 6}, "frame_id": "front"}
+    points = np.array([[0.1, -0.2, 1.5], [0.0, 0.0, 2.0]], np.float32)
+    cloud_struct = publisher.build(
+        "PointCloud2", _cloud(header, points, np.array([[255, 0, 0], [0, 0, 255]], np.uint8))
+    )
     publisher.close()
+    cloud = store.deserialize_cdr(cloud_struct.serialize(), "sensor_msgs/msg/PointCloud2")
+    block = np.frombuffer(cloud.data.tobytes(), "<f4").reshape(-1, 4)
+    assert [f.name for f in cloud.fields] == ["x", "y", "z", "rgb"] and np.array_equal(block[:, :3], points)
+    assert block[:, 3].view("<u4").tolist() == [0xFF0000, 0x0000FF]  # rgb packed as RViz2 reads it
     assert received and infos, "nothing arrived over DDS on the loopback interface within 20 s"
     image = store.deserialize_cdr(received[0].serialize(), "sensor_msgs/msg/Image")  # type: ignore[attr-defined]
     assert (image.encoding, image.height, image.width, image.step) == ("32FC1", 48, 64, 256)

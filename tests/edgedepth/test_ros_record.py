@@ -65,13 +65,22 @@ def test_a_stream_is_recorded_as_ros2_messages(tiny_onnx: Path, tmp_path: Path) 
     model = ["--model", str(tiny_onnx), "--backend", "onnxruntime", "--no-stabilize"]
     started = time.time()
     done = run("stream", str(clip), "--record", str(record), "--intrinsics", str(camera), "--metric-points",
-               str(points), "--ros-namespace", "/robot/front", "--frame-id", "front_optical", *model)  # fmt: skip
+               str(points), "--ros-namespace", "/robot/front", "--frame-id", "front_optical", "--ros-cloud-every", "2",
+               *model)  # fmt: skip
     assert done.returncode == 0, done.stderr
     topics = read_messages(record)
     ns = "/robot/front"
     expected = {f"{ns}/image/compressed", f"{ns}/inverse_depth_relative/image", f"{ns}/confidence/image",
                 f"{ns}/depth/image", f"{ns}/camera_info"}  # fmt: skip
+    clouds = topics.pop(f"{ns}/points")
     assert set(topics) == expected and all(len(m) == 6 for m in topics.values())
+    assert len(clouds) == 3  # frames 0, 2 and 4
+    cloud = clouds[0]
+    assert [f.name for f in cloud.fields] == ["x", "y", "z", "rgb"] and cloud.point_step == 16
+    xyz = np.frombuffer(cloud.data.tobytes(), "<f4").reshape(-1, 4)[:, :3]
+    assert (
+        cloud.width == len(xyz) > 0 and cloud.height == 1 and np.isfinite(xyz).all() and (xyz[:, 2] > 0).all()
+    )
     jpeg = topics[f"{ns}/image/compressed"][0]
     assert jpeg.format == "jpeg" and cv2.imdecode(jpeg.data, cv2.IMREAD_COLOR).shape == (48, 64, 3)
     for name in ("inverse_depth_relative", "confidence", "depth"):
