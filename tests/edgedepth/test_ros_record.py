@@ -111,3 +111,41 @@ def test_a_stream_is_recorded_as_ros2_messages(tiny_onnx: Path, tmp_path: Path) 
     assert run("stream", str(clip), "--record", str(plain), *model).returncode == 0
     assert set(read_messages(plain)) == {"/camera/image/compressed", "/camera/inverse_depth_relative/image",
                                          "/camera/confidence/image"}  # fmt: skip
+
+
+def test_without_the_extra_the_recorder_names_the_pip_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from edgedepth import extras
+    from edgedepth.output import McapRecorder, Ros2Publisher
+
+    monkeypatch.setattr(extras, "missing_modules", lambda extra: ["mcap_ros2"] if extra == "ros2" else [])
+    for make in (lambda: McapRecorder(tmp_path / "r.mcap"), Ros2Publisher):
+        with pytest.raises(
+            extras.MissingExtraError, match=r"pip install edgedepth\[ros2\] \(missing: mcap_ros2\)"
+        ):
+            make()
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_python_api_records_a_stream(tiny_onnx: Path, tmp_path: Path) -> None:
+    from edgedepth import DepthEstimator
+    from edgedepth.output import McapRecorder, RecordOptions
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (64, 48))
+    for i in range(4):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    with (
+        DepthEstimator(tiny_onnx, backend="onnxruntime") as est,
+        McapRecorder(tmp_path / "api.mcap", RecordOptions(namespace="/arm")) as recording,
+        est.stream(str(clip)) as stream,
+    ):
+        for frame, result in stream:
+            recording.render(frame, result, 0, stream.captured_at)
+    assert {t: len(m) for t, m in read_messages(tmp_path / "api.mcap").items()} == {
+        "/arm/image/compressed": 4,
+        "/arm/inverse_depth_relative/image": 4,
+        "/arm/confidence/image": 4,
+    }
