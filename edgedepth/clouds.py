@@ -86,7 +86,10 @@ class CloudSettings:
         if self.points is not None:
             return fit_points(result.inverse_depth, self.points)
         h, w = result.inverse_depth.shape
-        assert self.camera_height is not None  # check_cloud_options asks for one of the two
+        if (
+            self.camera_height is None
+        ):  # check_cloud_options asks for one; a settings object made by hand may not
+            raise InputError("point clouds need a scale: metric points or a camera height")
         return fit_camera_height(
             result.inverse_depth, self.intrinsics.scaled_to(w, h), self.camera_height, pitch_deg=self.pitch
         )
