@@ -28,17 +28,22 @@ def ros_outputs_from(args: argparse.Namespace, sources: int) -> list[Any]:
     from .output.ros import McapRecorder, RecordOptions
 
     scaled = args.intrinsics and (args.camera_height is not None or args.metric_points is not None)
-    options = RecordOptions(
-        namespace=args.ros_namespace,
-        frame_id=args.frame_id,
-        intrinsics=Intrinsics.load(args.intrinsics) if args.intrinsics else None,
-        metric=check_cloud_options(args, True) if scaled else None,
-        cloud_every=args.ros_cloud_every or 0,
-    )
     if args.ros_cloud_every and not scaled:
         raise InputError(
             "--ros-cloud-every needs --intrinsics and a scale (--camera-height or --metric-points)"
         )
+    metric = check_cloud_options(args, True) if scaled else None  # reads the intrinsics too
+    options = RecordOptions(
+        namespace=args.ros_namespace,
+        frame_id=args.frame_id,
+        intrinsics=metric.intrinsics
+        if metric
+        else Intrinsics.load(args.intrinsics)
+        if args.intrinsics
+        else None,
+        metric=metric,
+        cloud_every=args.ros_cloud_every or 0,
+    )
     outputs: list[Any] = []
     if args.record:
         outputs.append(McapRecorder(args.record, options, sources=sources, overwrite=args.overwrite))
@@ -47,18 +52,6 @@ def ros_outputs_from(args: argparse.Namespace, sources: int) -> list[Any]:
 
         outputs.append(Ros2Publisher(options, sources=sources))
     return outputs
-
-
-def report_ros(outputs: list[Any], args: argparse.Namespace) -> None:
-    for out in outputs:
-        unscaled = f" ({out.unscaled} without metric depth: no scale fitted)" if out.unscaled else ""
-        recording = getattr(out, "recording", False)
-        done = (
-            f"recorded {out.frames} frames to {args.record}"
-            if recording
-            else f"published {out.frames} frames"
-        )
-        print(done + unscaled)
 
 
 def run_stream(args: argparse.Namespace, source: object, save: str | None, show: bool) -> int:
@@ -103,7 +96,8 @@ def run_stream(args: argparse.Namespace, source: object, save: str | None, show:
             for out in ros:
                 out.close()
         s = frames.stats
-    report_ros(ros, args)
+    for out in ros:
+        print(out.summary())
     progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: stream {s.fps:.1f} FPS, model-only "
                  f"{1e3 / s.infer_ms_median:.1f} FPS (median infer {s.infer_ms_median:.1f} ms), "
                  f"median latency {s.latency_ms_median:.1f} ms, dropped {s.dropped}, timeouts {s.timeouts}"
@@ -189,7 +183,8 @@ def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
             for out in ros:
                 out.close()
         s = frames.stats
-    report_ros(ros, args)
+    for out in ros:
+        print(out.summary())
     progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: {s.fps:.1f} FPS total, {s.mean_batch:.2f} frames "
                  f"per model call; backend {est.backend_name}")  # fmt: skip
     for x in s.sources:

@@ -86,9 +86,8 @@ class CloudSettings:
         if self.points is not None:
             return fit_points(result.inverse_depth, self.points)
         h, w = result.inverse_depth.shape
-        if (
-            self.camera_height is None
-        ):  # check_cloud_options asks for one; a settings object made by hand may not
+        # check_cloud_options asks for a scale; a settings object made by hand may have none
+        if self.camera_height is None:
             raise InputError("point clouds need a scale: metric points or a camera height")
         return fit_camera_height(
             result.inverse_depth, self.intrinsics.scaled_to(w, h), self.camera_height, pitch_deg=self.pitch

@@ -61,9 +61,8 @@ class Ros2Publisher:
         self._writers: dict[str, Any] = {}
         self.frames = 0
 
-    @property
-    def unscaled(self) -> int:
-        return self.topics.unscaled
+    def summary(self) -> str:
+        return f"published {self.frames} frames on ROS 2 topics{self.topics.unscaled_note()}"
 
     def writer(self, topic: str, kind: str) -> Any:
         """The DataWriter of ROS topic ``topic`` (DDS topic ``rt`` + topic), made on first use."""

@@ -166,6 +166,10 @@ class RosTopics:
         self._seen[index] += 1
         return nanos, out
 
+    def unscaled_note(self) -> str:
+        """What an output's summary adds when some frames went without metric depth."""
+        return f" ({self.unscaled} without metric depth: no scale fitted)" if self.unscaled else ""
+
 
 class McapRecorder:
     """An output that records every frame it is given (``render(frame, result, index, stamp_s)``) as ROS 2
@@ -191,12 +195,10 @@ class McapRecorder:
         self._writer = Writer(self._stream)
         self._schemas = {name: self._writer.register_msgdef(name, msgdef(name)) for name in MSG_TEXT}
         self.frames = 0
-        self.recording = True  # a file, as against live topics
         self._closed = False
 
-    @property
-    def unscaled(self) -> int:
-        return self.topics.unscaled
+    def summary(self) -> str:
+        return f"recorded {self.frames} frames to {self._file.shown}{self.topics.unscaled_note()}"
 
     def render(self, frame: np.ndarray, result: Any, index: int = 0, stamp_s: float | None = None) -> bool:
         """Record one frame of source ``index`` with its results; True (a recording never asks to stop)."""
