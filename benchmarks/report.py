@@ -259,12 +259,8 @@ def plot_png(document: dict[str, Any]) -> bytes | None:
     backends = list(dict.fromkeys(r["backend"] for r in rows))
     models = list(dict.fromkeys(r["model"] for r in rows))
     styles = ["-", "-.", ":", (0, (5, 1, 1, 1))]
-    markers = [
-        "o",
-        "s",
-        "^",
-        "D",
-    ]  # a model each: with one input size a line is one point, told by its marker
+    # a marker per model: with one input size a line is one point, told apart by its marker
+    markers = ["o", "s", "^", "D"]
     fig, axes = plt.subplots(1, len(batches), figsize=(8.5 * len(batches), 4.2), squeeze=False)
     for ax, batch in zip(axes[0], batches, strict=True):
         lines: dict[tuple[str, str], list[tuple[float, float]]] = {}

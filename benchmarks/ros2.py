@@ -28,6 +28,8 @@ from edgedepth.capture import VideoSource
 from edgedepth.fileio import atomic_write_bytes
 from edgedepth.preprocess import parse_hw
 
+from .multistream import decode
+
 LOOPBACK = (
     '<CycloneDDS><Domain id="any"><General><Interfaces><NetworkInterface name="lo"/></Interfaces>'
     "<AllowMulticast>false</AllowMulticast></General></Domain></CycloneDDS>"
@@ -83,14 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     from edgedepth.output.dds import Ros2Publisher
 
     frame_hw = parse_hw(args.frame_size, "--frame-size")
-    capture = cv2.VideoCapture(str(args.video))
-    frames: list[np.ndarray] = []
-    while len(frames) < args.max_frames:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(frame, frame_hw[::-1], interpolation=cv2.INTER_AREA))
-    capture.release()
+    frames = [
+        cv2.resize(f, frame_hw[::-1], interpolation=cv2.INTER_AREA)
+        for f in decode(args.video, args.max_frames)
+    ]
     fps: dict[str, list[float]] = {"plain": [], "ros2": []}
     with DepthEstimator(args.model, backend=args.backend) as est:
         publisher = Ros2Publisher()
