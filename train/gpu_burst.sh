@@ -77,5 +77,10 @@ RUN=$(mktemp -d)/run
 $PY -m edgedepth_train train --recipe train/recipes/efficientdepth-l-burst.yaml --out "$RUN" \
   --max-minutes "$MINUTES" "${SETS[@]}" 2>&1 | tee "$OUT/train.log"
 status=${PIPESTATUS[0]}
-[ "$status" = 0 ] || { echo "training failed (exit $status); see $OUT/train.log" >&2; exit 1; }
-$PY -m edgedepth_train.burst finish --run "$RUN" --out "$OUT" --device "$DEVICE"
+if [ "$status" != 0 ]; then
+  echo "training failed (exit $status); see $OUT/train.log" >&2
+  [ -f "$RUN/checkpoint.safetensors" ] || exit 1
+  echo "returning its last checkpoint" >&2  # what the failed run had saved is not lost
+fi
+$PY -m edgedepth_train.burst finish --run "$RUN" --out "$OUT" --device "$DEVICE" || exit 1
+[ "$status" = 0 ]

@@ -109,7 +109,7 @@ class Trainer:
         self.perceptual_every = stage.perceptual_every
         self.weighting = DynamicTaskWeighting(
             list(stage.losses), stage.losses, mode=stage.weighting, fixed=SELF_WEIGHTED_LOSSES
-        )
+        ).to(self.dist.device)
         encoder = list(self.model.encoder.parameters())
         enc_ids = {id(p) for p in encoder}
         rest = [p for p in self.model.parameters() if id(p) not in enc_ids]
