@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One training burst of efficientdepth-l on a GPU machine, then the checkpoint split for the way back.
 #
-#   bash train/gpu_burst.sh [--minutes M] [--out DIR] [--burst PACKED] [--cpu]   # from the repository root
+#   bash train/gpu_burst.sh [--minutes M] [--recipe FILE] [--out DIR] [--burst PACKED] [--cpu]   # from the root
 #
 # Before (on a machine with the package installed and registry access):
 #   python -m edgedepth_train.burst pack [--checkpoint RUN/checkpoint.safetensors]   # -> .burst/
@@ -10,8 +10,8 @@
 # OpenCV, PyYAML, safetensors and tqdm; the script names whatever is missing. It installs nothing from the
 # network and does not install this package: it imports it from the checkout.
 #
-# It trains train/recipes/efficientdepth-l-burst.yaml for M minutes (default 9), stopping after a whole
-# step, then writes to DIR (default burst-out/): checkpoint.safetensors.part-NN (each under 16 MB),
+# It trains FILE (default train/recipes/efficientdepth-l-burst.yaml) for M minutes (default 9), or to its
+# end, stopping after a whole step, then writes to DIR (default burst-out/): checkpoint.safetensors.part-NN (each under 16 MB),
 # train_log.jsonl, train.log and burst.json. Join the parts here with
 #   python -m edgedepth_train.burst join --parts DIR --out RUN/checkpoint.safetensors
 # --cpu is the dry run: the same steps on this machine's CPU, on a tiny batch at 64x64 (a test runs it).
@@ -20,14 +20,16 @@ cd "$(dirname "$0")/.."
 MINUTES=9
 OUT=burst-out
 BURST=.burst
+RECIPE=train/recipes/efficientdepth-l-burst.yaml
 CPU=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) MINUTES=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --recipe) RECIPE=$2; shift 2 ;;
     --burst) BURST=$2; shift 2 ;;
     --cpu) CPU=1; shift ;;
-    *) echo "unknown option $1; valid: --minutes M, --out DIR, --burst PACKED, --cpu" >&2; exit 2 ;;
+    *) echo "unknown option $1; valid: --minutes M, --recipe FILE, --out DIR, --burst PACKED, --cpu" >&2; exit 2 ;;
   esac
 done
 PY=${PYTHON:-python3}
@@ -72,9 +74,9 @@ fi
 SETS+=(--set "init=$BURST/init.safetensors")
 if [ -d "$BURST/textures" ]; then SETS+=(--set "sources.synthetic.texture_dir=$BURST/textures")
 else SETS+=(--set "sources.synthetic.texture_dir=null"); fi  # procedural textures only
-echo "== burst: efficientdepth-l on $DEVICE for $MINUTES minutes"
+echo "== burst: $RECIPE on $DEVICE for at most $MINUTES minutes"
 RUN=$(mktemp -d)/run
-$PY -m edgedepth_train train --recipe train/recipes/efficientdepth-l-burst.yaml --out "$RUN" \
+$PY -m edgedepth_train train --recipe "$RECIPE" --out "$RUN" \
   --max-minutes "$MINUTES" "${SETS[@]}" 2>&1 | tee "$OUT/train.log"
 status=${PIPESTATUS[0]}
 if [ "$status" != 0 ]; then

@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from edgedepth.artifact import ColorOrder, ModelSpec, ResizeMode  # noqa: E402
+from edgedepth.artifact import ColorOrder, Interpolation, ModelSpec, ResizeMode  # noqa: E402
 from edgedepth.embedded import DEMO_CLIP  # noqa: E402
 from edgedepth.preprocess import plan_resize, preprocess  # noqa: E402
 
@@ -53,8 +53,12 @@ def demo_frames(count: int) -> list[np.ndarray]:
 def kernel_cases(quick: bool) -> list[tuple[str, np.ndarray, ModelSpec, str]]:
     rng = np.random.default_rng(0)
     letterbox = ModelSpec(name="lb", input_size=(256, 256), mean=(0.5,) * 3, std=(0.5,) * 3)
-    stretch = ModelSpec.preset(
-        "midas-small", name="st", input_size=(512, 512), resize_mode=ResizeMode.STRETCH
+    stretch = ModelSpec.preset(  # the preset's own interpolation is cubic, which the kernel refuses
+        "midas-small",
+        name="st",
+        input_size=(512, 512),
+        resize_mode=ResizeMode.STRETCH,
+        interpolation=Interpolation.LINEAR,
     )
     bgr_order = ModelSpec(
         name="bgr",

@@ -2,7 +2,7 @@
 # Everything a borrowed GPU machine is for, in one call: a training burst of efficientdepth-l
 # (train/gpu_burst.sh) and the GPU path's check (tests/gpu/device_check.sh).
 #
-#   bash tests/gpu/gpu_session.sh [--minutes M] RESULTS_DIR        # from the repository root
+#   bash tests/gpu/gpu_session.sh [--minutes M] [--recipe FILE] RESULTS_DIR     # from the repository root
 #
 # Carry `.burst` and `.whl` as both scripts say. pycuda builds on the CPU cores while the GPU trains; the
 # check runs after the burst, on an idle GPU, so that its timings are the kernel's own. GPU utilisation and
@@ -12,13 +12,15 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 MINUTES=4.5
+RECIPE=()
 while [ $# -gt 1 ]; do
   case "$1" in
     --minutes) MINUTES=$2; shift 2 ;;
-    *) echo "unknown option $1; valid: --minutes M, then RESULTS_DIR" >&2; exit 2 ;;
+    --recipe) RECIPE=(--recipe "$2"); shift 2 ;;
+    *) echo "unknown option $1; valid: --minutes M, --recipe FILE, then RESULTS_DIR" >&2; exit 2 ;;
   esac
 done
-[ $# = 1 ] || { echo "usage: bash tests/gpu/gpu_session.sh [--minutes M] RESULTS_DIR" >&2; exit 2; }
+[ $# = 1 ] || { echo "usage: bash tests/gpu/gpu_session.sh [--minutes M] [--recipe FILE] RESULTS_DIR" >&2; exit 2; }
 RESULTS=$1
 WORK=$(mktemp -d)
 mkdir -p "$RESULTS" "$WORK/check" "$WORK/burst"
@@ -31,7 +33,7 @@ build=$!
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 > "$WORK/burst/gpu_util.csv" &
 sampler=$!
 limit=$(python3 -c "print(int(60 * $MINUTES) + 120)")  # start-up, the last step and the split included
-timeout "$limit" bash train/gpu_burst.sh --minutes "$MINUTES" --out "$WORK/burst"
+timeout "$limit" bash train/gpu_burst.sh --minutes "$MINUTES" "${RECIPE[@]}" --out "$WORK/burst"
 burst_rc=$?
 kill "$sampler" 2>/dev/null
 echo "== burst exit $burst_rc after $(( $(date +%s) - start )) s"
