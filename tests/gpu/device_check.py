@@ -237,7 +237,7 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     if report.get("timing"):
         lines += [
             "",
-            "| src -> out | upload ms | kernel ms | upload+kernel ms | CPU reference ms | kernel vs CPU |",
+            "| src -> out | upload ms | kernel ms | call ms (copy+upload+kernel) | CPU reference ms | kernel vs CPU |",
             "|---|--:|--:|--:|--:|--:|",
         ]
         lines += [
