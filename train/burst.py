@@ -73,12 +73,17 @@ def compact(state: dict) -> dict:
 
 def finish(run: Path, out: Path, device: str) -> dict:
     """Split the run's compacted checkpoint into parts under 16 MB and summarise the burst in ``out``."""
+    from safetensors import safe_open
+
     from .checkpoint import load_checkpoint, save_checkpoint
 
-    state = compact(load_checkpoint(run / "checkpoint.safetensors"))
+    source = run / "checkpoint.safetensors"
+    state = compact(load_checkpoint(source))
+    with safe_open(str(source), framework="pt") as fh:  # the run's model and recipe names travel on
+        names = {k: v for k, v in (fh.metadata() or {}).items() if k in ("model", "recipe")}
     out.mkdir(parents=True, exist_ok=True)
     whole = out / "checkpoint.safetensors"
-    save_checkpoint(whole, state, metadata={"model": "efficientdepth-l", "recipe": "efficientdepth-l-burst"})
+    save_checkpoint(whole, state, metadata=names)
     data = whole.read_bytes()
     whole.unlink()
     parts = []

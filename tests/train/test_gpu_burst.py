@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from safetensors import safe_open
 
 from edgedepth_train.burst import PART_BYTES, join, main
 
@@ -44,6 +45,8 @@ def test_a_dry_run_burst_trains_returns_parts_and_resumes_here(tmp_path: Path) -
     assert (out / "train_log.jsonl").is_file()
 
     checkpoint = join(out, tmp_path / "run" / "checkpoint.safetensors")
+    with safe_open(str(checkpoint), framework="pt") as fh:
+        assert fh.metadata()["recipe"] == "efficientdepth-l-burst"  # the run's own names came back
     recipe = ROOT / "train" / "recipes" / "efficientdepth-l-burst.yaml"
     tiny = ["--set", "batch_size=2", "--set", "workers=0", "--set", "stages.*.resolution=[64,64]",
             "--set", f"init={packed / 'init.safetensors'}", "--set", "sources.synthetic.texture_dir=null"]  # fmt: skip
