@@ -217,3 +217,35 @@ def group_report(rows: Iterable[tuple[str, DepthMetrics, DepthMetrics]]) -> Grou
             for name, pairs in sorted(by_group.items())
         }
     )
+
+
+def bootstrap_skills(
+    rows: Iterable[tuple[str, DepthMetrics, DepthMetrics]], replicates: int, seed: int = 0
+) -> np.ndarray:
+    """The skill of ``replicates`` bootstrap draws: each group's frames resampled with replacement, the
+    groups themselves kept (the macro average weighs groups, not frames).
+
+    The draws depend only on the seed and the groups' sizes, so two models scored on the same frames in the
+    same order get the same draws: the ratio of their arrays is a paired comparison.
+    """
+    if replicates < 1:
+        raise InputError(f"bootstrap replicates must be at least 1, got {replicates}")
+    by_group: dict[str, list[tuple[float, float]]] = {}
+    for group, model, prior in rows:
+        by_group.setdefault(group, []).append((model.abs_rel, prior.abs_rel))
+    if not by_group:
+        raise InputError("no frames to bootstrap")
+    rng = np.random.default_rng(seed)
+    log_ratio = np.zeros(replicates)
+    for _, pairs in sorted(by_group.items()):
+        scores = np.asarray(pairs)  # frames x (model, prior)
+        means = scores[rng.integers(0, len(scores), (replicates, len(scores)))].mean(axis=1)
+        log_ratio += np.log(means[:, 0] / means[:, 1])
+    return np.exp(log_ratio / len(by_group))
+
+
+def interval(samples: np.ndarray, level: float = 0.9) -> tuple[float, float]:
+    """The central ``level`` interval of bootstrap samples (percentiles)."""
+    tail = 50.0 * (1.0 - level)
+    low, high = np.percentile(samples, [tail, 100.0 - tail])
+    return float(low), float(high)

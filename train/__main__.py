@@ -130,7 +130,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     from edgedepth.fileio import atomic_write_bytes
 
-    from .evaluate import evaluate_folder, format_report, onnx_predictor, report, torch_predictor
+    from .evaluate import evaluate_folder, format_report, onnx_predictor, report_dict, torch_predictor
 
     if args.onnx:
         predictor = onnx_predictor(args.onnx, args.long_side)
@@ -141,10 +141,40 @@ def cmd_eval(args: argparse.Namespace) -> None:
     results = {}
     for root in args.data:
         rows = evaluate_folder(predictor, root)
-        print(format_report(rows, f"{root} (input long side {args.long_side})", args.per_frame))
-        results[str(root)] = report(rows).as_dict()
+        title = f"{root} (input long side {args.long_side})"
+        print(format_report(rows, title, args.per_frame, args.bootstrap))
+        results[str(root)] = report_dict(rows, args.bootstrap)
     if args.json:
         atomic_write_bytes(args.json, json.dumps(results, indent=1).encode())
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    import json
+
+    from edgedepth.errors import InputError
+
+    from .evaluate import compare, rows_from_dict
+
+    reports = []
+    for path in (args.a, args.b):
+        try:
+            reports.append(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: not a readable JSON report ({exc})") from None
+    common = [root for root in reports[0] if root in reports[1]]
+    if not common:
+        raise InputError(f"{args.a} and {args.b} share no data folder")
+    for root in common:
+        rows = [
+            rows_from_dict(r[root], f"{p} [{root}]") for r, p in zip(reports, (args.a, args.b), strict=True)
+        ]
+        c = compare(*rows, args.bootstrap)
+        low, high = c["ratio_90"]
+        decision = {"a": f"{args.a} is better", "b": f"{args.b} is better"}.get(
+            c["verdict"], "no decision: the interval holds 1 (compare a second seed of each)"
+        )
+        print(f"{root}: skill {c['skill_a']:.3f} ({args.a}) against {c['skill_b']:.3f} ({args.b}); "
+              f"ratio 90% interval {low:.3f} to {high:.3f} ({args.bootstrap} paired draws): {decision}")  # fmt: skip
 
 
 def cmd_eval_metric(args: argparse.Namespace) -> None:
@@ -276,8 +306,20 @@ def main(argv: list[str] | None = None) -> int:
         "--long-side", type=int, default=EVAL_LONG_SIDE, help="input's longer side (protocol: 320)"
     )
     p.add_argument("--per-frame", action="store_true", help="also print every frame's scores")
-    p.add_argument("--json", help="write the per-group report to this JSON file")
+    p.add_argument("--json", help="write the report (groups and every frame's scores) to this JSON file")
+    p.add_argument(
+        "--bootstrap", type=int, default=0, metavar="N",
+        help="also print the skill's 90%% interval from N draws of frames within groups (e.g. 2000)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_eval)
+    p = sub.add_parser(
+        "compare",
+        help="two eval --json reports on the same frames: the paired interval of their skills' ratio",
+    )
+    p.add_argument("a", help="a report written by edgedepth-train eval --json")
+    p.add_argument("b", help="the other report, on the same --data")
+    p.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="paired draws (default 2000)")
+    p.set_defaults(func=cmd_compare)
     p = sub.add_parser("distill", help="distil a student from a teacher's pseudo-labels on unlabelled images")
     p.add_argument("--teacher", required=True, help=".onnx, .engine, or a .safetensors checkpoint of ours")
     p.add_argument("--teacher-spec", help="JSON of ModelSpec fields, for an ONNX without edgedepth metadata")

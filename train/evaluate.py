@@ -14,7 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgedepth.metrics import DepthMetrics, GroupReport, depth_metrics, ground_plane_prior, group_report
+import numpy as np
+
+from edgedepth.errors import InputError
+from edgedepth.metrics import (
+    DepthMetrics,
+    GroupReport,
+    bootstrap_skills,
+    depth_metrics,
+    ground_plane_prior,
+    group_report,
+    interval,
+)
 from edgedepth.predictor import InputPolicy, Predictor
 from edgedepth.rgbd import iter_rgbd
 
@@ -70,8 +81,56 @@ def report(rows: list[FrameScore]) -> GroupReport:
     return group_report((r.group, r.model, r.prior) for r in rows)
 
 
-def format_report(rows: list[FrameScore], title: str, per_frame: bool = False) -> str:
-    """Per-group table (model beside prior), the macro average and the skill; optionally every frame."""
+def skill_draws(rows: list[FrameScore], replicates: int) -> np.ndarray:
+    """Bootstrap draws of the skill over frames within groups (paired across models on the same frames)."""
+    return bootstrap_skills(((r.group, r.model, r.prior) for r in rows), replicates)
+
+
+def report_dict(rows: list[FrameScore], bootstrap: int = 0) -> dict[str, Any]:
+    """The JSON report: groups, macro, skill, its interval (``bootstrap`` > 0) and every frame's scores,
+    which ``compare`` reads."""
+    out = report(rows).as_dict()
+    if bootstrap:
+        out["skill_interval_90"] = list(interval(skill_draws(rows, bootstrap)))
+        out["bootstrap"] = bootstrap
+    out["frames"] = [
+        {"name": r.name, "group": r.group, "model": r.model.as_dict(), "prior": r.prior.as_dict()}
+        for r in rows
+    ]
+    return out
+
+
+def rows_from_dict(data: dict[str, Any], source: str) -> list[FrameScore]:
+    """The frames of a JSON report written by ``report_dict``; a report without them is an InputError."""
+    if not isinstance(data, dict) or not isinstance(data.get("frames"), list):
+        raise InputError(
+            f"{source}: no per-frame scores; write the report again with edgedepth-train eval --json"
+        )
+    try:
+        return [
+            FrameScore(f["name"], f["group"], DepthMetrics(**f["model"]), DepthMetrics(**f["prior"]))
+            for f in data["frames"]
+        ]
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{source}: a frame's scores are malformed ({exc})") from None
+
+
+def compare(a: list[FrameScore], b: list[FrameScore], replicates: int) -> dict[str, Any]:
+    """Two models on the same frames: their skills, and the paired bootstrap interval of skill(a)/skill(b).
+
+    ``verdict`` is ``a`` or ``b`` when the 90% interval of the ratio lies wholly below or above 1, else
+    ``undecided`` (train a second seed of each before choosing).
+    """
+    if [(r.name, r.group) for r in a] != [(r.name, r.group) for r in b]:
+        raise InputError("the two reports scored different frames; evaluate both on the same --data")
+    ratio = interval(skill_draws(a, replicates) / skill_draws(b, replicates))
+    verdict = "a" if ratio[1] < 1.0 else "b" if ratio[0] > 1.0 else "undecided"
+    return {"skill_a": report(a).skill, "skill_b": report(b).skill, "ratio_90": ratio, "verdict": verdict}
+
+
+def format_report(rows: list[FrameScore], title: str, per_frame: bool = False, bootstrap: int = 0) -> str:
+    """Per-group table (model beside prior), the macro average and the skill, with its 90% bootstrap
+    interval when ``bootstrap`` > 0; optionally every frame."""
     rep = report(rows)
     head = f"{'':<18} {'frames':>6} {'AbsRel':>8} {'delta1':>8} {'prior':>8} {'prior d1':>8} {'ratio':>6}"
     lines = [title]
@@ -94,4 +153,9 @@ def format_report(rows: list[FrameScore], title: str, per_frame: bool = False) -
     lines.append(
         f"skill (geometric mean of ratios over {len(rep.groups)} groups; 1.0 = prior): {rep.skill:.3f}"
     )
+    if bootstrap:
+        low, high = interval(skill_draws(rows, bootstrap))
+        lines.append(
+            f"skill 90% interval ({bootstrap} bootstrap draws of frames within groups): {low:.3f} to {high:.3f}"
+        )
     return "\n".join(lines)

@@ -13,10 +13,12 @@ from edgedepth.metrics import (
     DepthMetrics,
     agreement_metrics,
     align_inverse_depth,
+    bootstrap_skills,
     depth_metrics,
     fit_scale_shift,
     ground_plane_prior,
     group_report,
+    interval,
     mean_metrics,
 )
 from edgedepth.rgbd import iter_rgbd
@@ -152,3 +154,24 @@ def test_eval_of_an_onnx_file_needs_no_torch(tmp_path: Path, rgbd_dir: Path) -> 
     assert "skill" in out.stdout and "rgbd" in out.stdout
     report = json.loads((tmp_path / "r.json").read_text())[str(rgbd_dir)]
     assert report["groups"]["rgbd"]["frames"] == 9 and 0 < report["skill"] < 1.5
+
+
+def test_the_skill_bootstrap_resamples_frames_within_groups() -> None:
+    def m(abs_rel: float) -> DepthMetrics:
+        return DepthMetrics(abs_rel, 0.5, 1)
+
+    rng = np.random.default_rng(3)
+    rows = [("a", m(0.1 + 0.1 * rng.random()), m(0.2)) for _ in range(40)] + [("b", m(0.3), m(0.2))]
+    skill = group_report(rows).skill
+    draws = bootstrap_skills(rows, 500)
+    low, high = interval(draws)
+    assert draws.shape == (500,) and low < skill < high and high - low < 0.1
+    assert not np.array_equal(draws, bootstrap_skills(list(reversed(rows)), 500))  # frame order matters
+    assert np.array_equal(draws, bootstrap_skills(rows, 500))  # and nothing else: the seed is fixed
+    # A group of one frame, or of identical frames, has nothing to resample: the draws are the skill itself.
+    fixed = [("a", m(0.2), m(0.2)), ("a", m(0.2), m(0.2)), ("b", m(0.4), m(0.2))]
+    assert np.allclose(bootstrap_skills(fixed, 50), group_report(fixed).skill)
+    with pytest.raises(InputError, match="at least 1"):
+        bootstrap_skills(rows, 0)
+    with pytest.raises(InputError):
+        bootstrap_skills([], 10)
