@@ -21,7 +21,7 @@ from .artifact import MAX_INPUT_PIXELS, ModelSpec, OutputKind
 from .backends.base import Backend, FrameRunner
 from .errors import InferenceError, InputError
 from .imageio import as_bgr_image
-from .preprocess import ResizePlan, model_input_hw, preprocess, resize_to_source, unpad
+from .preprocess import ResizePlan, model_input_hw, preprocess, unpad
 from .result import DepthResult, Refine
 
 DEPTH_EPS = 1e-6  # depth outputs are inverted; this keeps a zero depth finite
@@ -137,9 +137,9 @@ class Predictor:
         bgr: np.ndarray,
         refine: Refine | None = None,
     ) -> DepthResult:
-        """Output ``index`` of a batch mapped back to its frame: inverse depth and confidence. ``refine``
-        (the stream's stabiliser) runs on the maps at the model's resolution, with the frame ``bgr``,
-        before they are resized back: on a fraction of the pixels."""
+        """Output ``index`` of a batch for its frame: inverse depth and confidence at the model's resolution,
+        resized to the frame's when first read (``DepthResult``). ``refine`` (the stream's stabiliser) runs on
+        the maps at the model's resolution, with the frame ``bgr``: on a fraction of the pixels."""
         inv = unpad(self.depth_map(outputs, self.spec.output_name, index), plan)
         if self.spec.output_kind is not OutputKind.INVERSE_DEPTH:
             inv = 1.0 / np.maximum(inv, DEPTH_EPS)
@@ -151,11 +151,7 @@ class Predictor:
         result = DepthResult(inv, conf, timings_ms)
         if refine is not None:
             result = refine(bgr, result)
-        return DepthResult(
-            resize_to_source(result.inverse_depth, plan),
-            np.clip(resize_to_source(result.confidence, plan), 0.0, 1.0),
-            result.timings_ms,
-        )
+        return DepthResult(result.inverse_depth, result.confidence, result.timings_ms, plan)
 
     def run(self, staged: StagedFrame, refine: Refine | None = None) -> DepthResult:
         """Infer and finish a staged frame, with the time each step took."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,9 +12,9 @@ import numpy as np
 if TYPE_CHECKING:
     from .intrinsics import Intrinsics
     from .metric import MetricFit
+    from .preprocess import ResizePlan
 
 
-@dataclass(frozen=True)
 class DepthResult:
     """One prediction at the input image's resolution.
 
@@ -21,11 +22,48 @@ class DepthResult:
     metric data to get depth. Models whose spec says they output depth are inverted here, so every model
     reads the same way. ``confidence`` is the weight of the chosen mixture component, in [0, 1] (all ones
     for models without a confidence output).
+
+    The predictor hands over both maps at the model's resolution with the ``plan`` that maps them back:
+    each is resized to the image's resolution when first read, on the reader's thread, and only if read
+    (a stream that shows the colourised depth never resizes the confidence). ``model_inverse_depth`` and
+    ``model_confidence`` are the maps before that resize; ``timings_ms["resize"]`` adds up the resizes.
     """
 
-    inverse_depth: np.ndarray
-    confidence: np.ndarray
-    timings_ms: dict[str, float] = field(default_factory=dict)
+    def __init__(
+        self,
+        inverse_depth: np.ndarray,
+        confidence: np.ndarray,
+        timings_ms: dict[str, float] | None = None,
+        plan: ResizePlan | None = None,
+    ) -> None:
+        self.model_inverse_depth = inverse_depth
+        self.model_confidence = confidence
+        self.timings_ms = {} if timings_ms is None else timings_ms
+        self.plan = plan  # None: the maps already have the image's resolution
+
+    def _to_frame(self, value: np.ndarray) -> np.ndarray:
+        if self.plan is None:
+            return value
+        from .preprocess import resize_to_source
+
+        t0 = time.perf_counter()
+        out = resize_to_source(value, self.plan)
+        self.timings_ms["resize"] = self.timings_ms.get("resize", 0.0) + (time.perf_counter() - t0) * 1e3
+        return out
+
+    @cached_property
+    def inverse_depth(self) -> np.ndarray:
+        return self._to_frame(self.model_inverse_depth)
+
+    @cached_property
+    def confidence(self) -> np.ndarray:
+        if self.plan is None:
+            return self.model_confidence
+        return np.clip(self._to_frame(self.model_confidence), 0.0, 1.0)
+
+    def with_maps(self, inverse_depth: np.ndarray, timings_ms: dict[str, float]) -> DepthResult:
+        """The same result with another inverse depth (of the same resolution) and timings."""
+        return DepthResult(inverse_depth, self.model_confidence, timings_ms, self.plan)
 
     def colorize(
         self, cmap: str = "turbo", invert: bool = False, value_range: tuple[float, float] | None = None

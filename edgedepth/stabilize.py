@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -78,7 +78,7 @@ class Stabilizer:
             self._reference = level_and_spread(out)
         self._prev_out, self._prev_grey = out, grey
         timings = {**result.timings_ms, "stabilize": (time.perf_counter() - t_start) * 1e3}
-        return replace(result, inverse_depth=out.copy(), timings_ms=timings)
+        return result.with_maps(out.copy(), timings)
 
     @staticmethod
     def _fit(inv: np.ndarray, prev: np.ndarray, trusted: np.ndarray) -> tuple[float, float]:

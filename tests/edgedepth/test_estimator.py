@@ -14,7 +14,7 @@ from edgedepth import DepthEstimator, ModelSpec
 from edgedepth.artifact import OutputKind
 from edgedepth.errors import InferenceError, InputError, ModelLoadError
 from edgedepth.model_file import read_onnx_spec
-from edgedepth.preprocess import preprocess, unpad_and_resize
+from edgedepth.preprocess import preprocess, unpad, unpad_and_resize
 from tests.tiny_models import make_tiny_depth_onnx, tiny_depth_reference
 
 BACKENDS = ["onnxruntime", "openvino"]
@@ -36,14 +36,18 @@ def test_predict_matches_the_reference_pipeline(
         assert est.backend_name == backend
         for frame in frames:
             result = est.predict(frame)
+            # The maps come at the model's resolution and are resized when first read, one by one.
+            assert set(result.timings_ms) == {"preprocess", "infer", "postprocess"}
             x, plan = preprocess(frame, est.spec, est.input_hw(frame.shape[:2]))
             ref = tiny_depth_reference(x)
             inv, conf = ref["inverse_depth"], ref["confidence"]
-            assert result.inverse_depth.shape == result.confidence.shape == frame.shape[:2]
-            assert result.inverse_depth.dtype == np.float32
+            np.testing.assert_allclose(result.model_inverse_depth, unpad(inv[0, 0], plan), atol=1e-4)
+            assert result.inverse_depth.shape == frame.shape[:2] and result.inverse_depth.dtype == np.float32
+            assert "resize" in result.timings_ms and "confidence" not in result.__dict__
+            assert result.confidence.shape == frame.shape[:2]
+            assert result.inverse_depth is result.inverse_depth  # resized once
             np.testing.assert_allclose(result.inverse_depth, unpad_and_resize(inv[0, 0], plan), atol=1e-4)
             np.testing.assert_allclose(result.confidence, unpad_and_resize(conf[0, 0], plan), atol=1e-4)
-            assert set(result.timings_ms) == {"preprocess", "infer", "postprocess"}
             assert result.colorize().shape == (*frame.shape[:2], 3)
 
 
