@@ -67,12 +67,12 @@ def run(
     with est.stream(sources, batch=batch, loop=True) as stream:
         t0 = time.perf_counter()
         start = end = None
-        for index, _, _ in stream:
+        for item in stream:
             now = time.perf_counter()
             if start is None and now - t0 >= warmup:
                 start, counts = now, [0] * len(sources)
             if start is not None:
-                counts[index] += 1
+                counts[item.index] += 1
                 if now - start >= seconds:
                     end = now
                     break

@@ -64,9 +64,9 @@ def stream_fps(est: DepthEstimator, frames: list[np.ndarray], publisher: Any) ->
     t0 = time.perf_counter()
     count = 0
     with est.stream(source, stabilize=True) as stream:
-        for frame, result in stream:
+        for item in stream:
             if publisher is not None:
-                publisher.render(frame, result, 0, stream.captured_at)
+                publisher.render(item.frame, item.result, 0, item.captured_at)
             count += 1
     return count / (time.perf_counter() - t0)
 

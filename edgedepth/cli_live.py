@@ -54,57 +54,98 @@ def ros_outputs_from(args: argparse.Namespace, sources: int) -> list[Any]:
     return outputs
 
 
-def run_stream(args: argparse.Namespace, source: object, save: str | None, show: bool) -> int:
-    """Shared by ``stream`` and ``demo``: run, show and/or save side by side, report progress and FPS."""
+def run_stream(args: argparse.Namespace, sources: list[object], save: str | None, show: bool) -> int:
+    """``stream`` and ``demo``: one source or several through one model (several: one batch per tick),
+    each shown and/or saved side by side (several: NAME_i.mp4 and a window each), recorded or published
+    for ROS 2, with point clouds; progress, FPS and each source's end reported."""
     from .capture import SourceState, StatusEvent
-    from .output import WINDOW, VideoOutput
 
-    targets = [*([save] if save else []), *([WINDOW] if show else [])]
+    several = len(sources) > 1
     cloud_settings = check_cloud_options(args, bool(args.ply_every))
     clouds = Path(args.ply_dir)
     if args.ply_every:
         check_cloud_folder(clouds, args.overwrite)
     progress = Progress()
 
-    def report(event: StatusEvent) -> None:  # from the capture thread: a stall, an outage, a recovery
+    def report(event: StatusEvent) -> None:  # from a capture thread: a stall, an outage, a recovery
         if event.state not in (SourceState.RUNNING, SourceState.ENDED, SourceState.CLOSED):
             progress.end(f"source {event.state.value}: {event.detail}")
 
-    stream = {"max_frames": args.max_frames, "on_status": report, "stabilize": args.stabilize}
-    ros = ros_outputs_from(args, 1)  # before the model loads: its files read, its destination checked
-    with estimator_from(args) as est, est.stream(source, **stream) as frames:
-        fps = frames.source.fps_hint
-        outputs = [VideoOutput(t, fps=fps, cmap=args.cmap, invert=args.invert, overwrite=args.overwrite)
-                   for t in targets]  # fmt: skip
+    options = {"max_frames": args.max_frames, "on_status": report, "stabilize": args.stabilize,
+               "batch": getattr(args, "batch", True)}  # fmt: skip
+    ros = ros_outputs_from(
+        args, len(sources)
+    )  # before the model loads: its files read, its destination checked
+    with estimator_from(args) as est, est.stream(sources if several else sources[0], **options) as frames:
+        for x in frames.stats.sources:
+            if frames.sources[x.index] is None:  # it could not be opened; the others go on
+                print(f"warning: [{x.index}] {x.ended_by}", file=sys.stderr)
+        outputs = [video_outputs(args, save, show, i, src, several) for i, src in enumerate(frames.sources)]
+        delivered = [0] * len(sources)
         try:
-            for i, (frame, result) in enumerate(frames):
-                if not all([out.render(frame, result) for out in outputs]):
+            for item in frames:
+                i, k = item.index, delivered[item.index]
+                delivered[i] += 1
+                if not all([out.render(item.frame, item.result) for out in outputs[i]]):
                     break
                 for out in ros:
-                    out.render(frame, result, 0, frames.captured_at)
-                if cloud_settings is not None and i % args.ply_every == 0:
-                    fit = write_cloud(cloud_settings, result, frame, clouds / f"cloud_{i:06d}.ply")
-                    progress.end(f"cloud_{i:06d}.ply: {describe_fit(fit)}")
-                s = frames.stats
-                progress.update(f"{s.frames} frames  {s.fps:5.1f} FPS  infer {s.infer_ms_median:5.1f} ms  "
-                                f"latency {s.latency_ms_median:6.1f} ms  dropped {s.dropped}")  # fmt: skip
+                    out.render(item.frame, item.result, i, item.captured_at)
+                if cloud_settings is not None and k % args.ply_every == 0:
+                    name = f"cloud_{i}_{k:06d}.ply" if several else f"cloud_{k:06d}.ply"
+                    fit = write_cloud(cloud_settings, item.result, item.frame, clouds / name)
+                    progress.end(f"{name}: {describe_fit(fit)}")
+                progress.update(progress_line(frames.stats, several))
         except KeyboardInterrupt:
             progress.end("interrupted")
         finally:
-            for out in outputs:
+            for out in (o for targets in outputs for o in targets):
                 out.close()
             for out in ros:
                 out.close()
         s = frames.stats
     for out in ros:
         print(out.summary())
-    progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: stream {s.fps:.1f} FPS, model-only "
-                 f"{1e3 / s.infer_ms_median:.1f} FPS (median infer {s.infer_ms_median:.1f} ms), "
-                 f"median latency {s.latency_ms_median:.1f} ms, dropped {s.dropped}, timeouts {s.timeouts}"
-                 f"; backend {est.backend_name}")  # fmt: skip
-    if save:
+    model_fps = 1e3 / s.infer_ms_median if s.infer_ms_median > 0 else 0.0
+    progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: stream {s.fps:.1f} FPS, model-only {model_fps:.1f} "
+                 f"FPS (median infer {s.infer_ms_median:.1f} ms a frame), median latency {s.latency_ms_median:.1f} "
+                 f"ms, dropped {s.dropped}, timeouts {s.timeouts}"
+                 + (f", {s.mean_batch:.2f} frames per model call" if several else "")
+                 + f"; backend {est.backend_name}")  # fmt: skip
+    if several:
+        for x in s.sources:
+            print(
+                f"  [{x.index}] {x.uri}: {x.frames} frames, {x.fps:.1f} FPS, dropped {x.dropped}, {x.ended_by}"
+            )
+    elif save:
         print(f"saved {save}")
     return 0
+
+
+def video_outputs(
+    args: argparse.Namespace, save: str | None, show: bool, index: int, source: Any, several: bool
+) -> list[Any]:
+    """Source ``index``'s file (``save``, or NAME_index.ext of it when there are several) and window; none
+    for a source that could not be opened (None)."""
+    from .output import WINDOW, VideoOutput
+
+    if source is None:
+        return []
+    style = {"cmap": args.cmap, "invert": args.invert}
+    outputs = []
+    if save:
+        path = Path(save).with_name(f"{Path(save).stem}_{index}{Path(save).suffix}") if several else save
+        outputs.append(VideoOutput(path, fps=source.fps_hint, overwrite=args.overwrite, **style))
+    if show:
+        outputs.append(VideoOutput(WINDOW, title=f"edgedepth {index}" if several else "edgedepth", **style))
+    return outputs
+
+
+def progress_line(s: Any, several: bool) -> str:
+    if not several:
+        return (f"{s.frames} frames  {s.fps:5.1f} FPS  infer {s.infer_ms_median:5.1f} ms  "
+                f"latency {s.latency_ms_median:6.1f} ms  dropped {s.dropped}")  # fmt: skip
+    per = "  ".join(f"[{x.index}] {x.fps:4.1f}" for x in s.sources)
+    return f"{s.frames} frames  {s.fps:5.1f} FPS total  {per}  batch {s.mean_batch:.1f}"
 
 
 class Progress:
@@ -136,65 +177,12 @@ class Progress:
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    sources = [source_arg(s) for s in args.source]
-    if len(sources) > 1:
-        return run_multi_stream(args, sources)
-    return run_stream(args, sources[0], args.save, args.show)
-
-
-def run_multi_stream(args: argparse.Namespace, sources: list[object]) -> int:
-    """Several sources in one batch per tick: one output file (NAME_i.mp4) or window per source."""
-    from .output import WINDOW, VideoOutput
-
-    if args.ply_every:
-        raise InputError("--ply-every takes one source; run one stream per camera for point clouds")
-    progress = Progress()
-    ros = ros_outputs_from(args, len(sources))
-    with estimator_from(args) as est, est.stream(sources, max_frames=args.max_frames, stabilize=args.stabilize,
-                                             batch=args.batch) as frames:  # fmt: skip
-        outputs: list[list[VideoOutput]] = []
-        for i, src in enumerate(frames.sources):
-            targets = []
-            if src is None:  # it could not be opened; the others go on
-                print(f"warning: [{i}] {frames.stats.sources[i].ended_by}", file=sys.stderr)
-            elif args.save:
-                save = Path(args.save)
-                targets.append(VideoOutput(save.with_name(f"{save.stem}_{i}{save.suffix}"), fps=src.fps_hint,
-                                           cmap=args.cmap, invert=args.invert, overwrite=args.overwrite))  # fmt: skip
-            if args.show and src is not None:
-                targets.append(
-                    VideoOutput(WINDOW, cmap=args.cmap, invert=args.invert, title=f"edgedepth {i}")
-                )
-            outputs.append(targets)
-        try:
-            for index, frame, result in frames:
-                if not all([out.render(frame, result) for out in outputs[index]]):
-                    break
-                for out in ros:
-                    out.render(frame, result, index, frames.captured_at)
-                s = frames.stats
-                per = "  ".join(f"[{x.index}] {x.fps:4.1f}" for x in s.sources)
-                progress.update(f"{s.frames} frames  {s.fps:5.1f} FPS total  {per}  batch {s.mean_batch:.1f}")
-        except KeyboardInterrupt:
-            progress.end("interrupted")
-        finally:
-            for out in (o for targets in outputs for o in targets):
-                out.close()
-            for out in ros:
-                out.close()
-        s = frames.stats
-    for out in ros:
-        print(out.summary())
-    progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: {s.fps:.1f} FPS total, {s.mean_batch:.2f} frames "
-                 f"per model call; backend {est.backend_name}")  # fmt: skip
-    for x in s.sources:
-        print(f"  [{x.index}] {x.uri}: {x.frames} frames, {x.fps:.1f} FPS, dropped {x.dropped}, {x.ended_by}")
-    return 0
+    return run_stream(args, [source_arg(s) for s in args.source], args.save, args.show)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     args.overwrite = True  # the demo replaces its own output each run
-    return run_stream(args, str(DEMO_CLIP), args.save, args.show)
+    return run_stream(args, [str(DEMO_CLIP)], args.save, args.show)
 
 
 def check_cloud_folder(folder: Path, overwrite: bool) -> None:

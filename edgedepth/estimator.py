@@ -2,7 +2,8 @@
 
     with DepthEstimator() as est:                       # the embedded default model
         result = est.predict("photo.jpg")               # result.inverse_depth, .confidence, .colorize()
-        for frame, result in est.stream("rtsp://..."):  # capture, inference and output overlap
+        for item in est.stream("rtsp://..."):           # item.frame, item.result; capture, inference
+                                                        # and your loop overlap
             ...
 
 Thread safety: ``predict`` and ``predict_batch`` may be called from several threads sharing one
@@ -15,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 import numpy as np
 
@@ -24,11 +25,10 @@ from .backends.base import Backend, BackendKind, BackendOptions, FrameRunner
 from .backends.registry import open_backend
 from .errors import InputError, ModelLoadError
 from .model_file import read_spec
-from .multistream import MultiStreamPipeline
-from .pipeline import StreamPipeline
 from .predictor import InputPolicy, Predictor
 from .preprocess import ResizePlan
 from .result import DepthResult
+from .stream import Stream
 
 MODEL_SUFFIXES = (".onnx", ".engine")
 
@@ -148,24 +148,18 @@ class DepthEstimator:
         self._check_open()
         return self._predictor.run_many([self._predictor.stage(img) for img in images])
 
-    @overload
-    def stream(self, source: list[Any] | tuple[Any, ...], **options: Any) -> MultiStreamPipeline: ...
+    def stream(self, source: Any, **options: Any) -> Stream:
+        """Depth for a camera, file, folder, URL or pipeline (see VideoSource), or a list of them: an iterator
+        of :class:`~edgedepth.stream.StreamItem` (``item.frame``, ``item.result``, ``item.index`` of the
+        source, ``item.captured_at``).
 
-    @overload
-    def stream(self, source: Any, **options: Any) -> StreamPipeline: ...
-
-    def stream(self, source: Any, **options: Any) -> StreamPipeline | MultiStreamPipeline:
-        """Iterate ``(frame, result)`` over a camera, file, folder, URL or pipeline (see VideoSource).
-
-        Capture, inference and the caller's loop body run in separate threads joined by bounded queues.
-        Statistics are on the returned pipeline's ``stats`` after (or during) the loop. A list or tuple of
-        sources gives a :class:`MultiStreamPipeline` of ``(source_index, frame, result)`` instead: the ready
-        frames of all sources run as one batch per tick (``batch=False``: one by one).
+        Capture, inference and the caller's loop body run in separate threads joined by bounded queues; with
+        several sources, the ready frames of all of them run as one batch per tick (``batch=False``: one by
+        one). Statistics, per source too, are on the returned stream's ``stats`` during and after the loop.
+        Options: see :class:`~edgedepth.stream.Stream`.
         """
         self._check_open()
-        if isinstance(source, list | tuple):
-            return MultiStreamPipeline(self._predictor, source, **options)
-        return StreamPipeline(self._predictor, source, **options)
+        return Stream(self._predictor, source, **options)
 
     # -- lifetime ---------------------------------------------------------------------------------------
     def _check_open(self) -> None:

@@ -43,8 +43,8 @@ from .postprocess import COLORMAPS, ValueRange, side_by_side
 
 if TYPE_CHECKING:
     from .estimator import DepthEstimator
-    from .pipeline import StreamPipeline
     from .result import DepthResult
+    from .stream import Stream
 
 BOUNDARY = "edgedepth-frame"
 WAIT_S = 0.5  # how often a waiting client looks at the stop flag
@@ -199,7 +199,7 @@ class DepthServer:
             raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         stream_options.setdefault("loop", True)
         try:
-            self.stream: StreamPipeline = estimator.stream(source, **stream_options)
+            self.stream: Stream = estimator.stream(source, **stream_options)
         except BaseException:
             self.httpd.server_close()
             raise
@@ -222,8 +222,8 @@ class DepthServer:
 
     def _publish_loop(self) -> None:
         try:
-            for frame, result in self.stream:
-                self.latest.publish(frame, result)
+            for item in self.stream:
+                self.latest.publish(item.frame, item.result)
                 if self.stop.is_set():
                     break
         except BaseException as exc:  # the page shows it; run() re-raises it

@@ -8,8 +8,8 @@ Where the image did not change, pixels are also blended with the previous output
 never blended, so moving objects keep their own depth.
 
     stabilizer = Stabilizer()
-    for frame, result in est.stream(source):   # stream(stabilize=True) does this, before upsampling
-        result = stabilizer(frame, result)
+    for item in est.stream(source, stabilize=False):   # stream(stabilize=True) does this, at the
+        result = stabilizer(item.frame, item.result)       # model's resolution
 """
 
 from __future__ import annotations

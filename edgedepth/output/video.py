@@ -1,8 +1,8 @@
 """VideoOutput: where frames and their depth go, the peer of VideoSource (a file or a window).
 
     with est.stream(source) as frames, VideoOutput("out.mp4", fps=frames.source.fps_hint) as out:
-        for frame, result in frames:
-            if not out.render(frame, result):
+        for item in frames:
+            if not out.render(item.frame, item.result):
                 break
 
 A file gets the frame and its colourised depth side by side (written atomically: the file appears only

@@ -52,9 +52,9 @@ def run(
 ) -> tuple[dict[int, list[int]], object]:
     seen: dict[int, list[int]] = {}
     with est.stream(sources, **options) as stream:
-        for index, frame, result in stream:
-            assert result.inverse_depth.shape == frame.shape[:2]
-            seen.setdefault(index, []).append(int(frame[0, 0, 0]))
+        for item in stream:
+            assert item.result.inverse_depth.shape == item.frame.shape[:2]
+            seen.setdefault(item.index, []).append(int(item.frame[0, 0, 0]))
         stats = stream.stats
     return seen, stats
 
@@ -74,9 +74,11 @@ def test_batched_results_equal_single_predictions(tiny_onnx: Path) -> None:
     a, b = ([rng.integers(0, 256, (40, 56, 3)).astype(np.uint8) for _ in range(3)] for _ in range(2))
     with DepthEstimator(tiny_onnx, backend="onnxruntime") as est:
         with est.stream([file_source(a), file_source(b)], stabilize=False) as stream:
-            got = [(i, f, r) for i, f, r in stream]
-        for _, frame, result in got:
-            np.testing.assert_allclose(result.inverse_depth, est.predict(frame).inverse_depth, atol=1e-5)
+            got = list(stream)
+        for item in got:
+            np.testing.assert_allclose(
+                item.result.inverse_depth, est.predict(item.frame).inverse_depth, atol=1e-5
+            )
 
 
 def test_round_robin_runs_one_frame_per_call(tiny_onnx: Path) -> None:
@@ -114,7 +116,8 @@ def test_a_live_source_that_drops_reconnects_while_the_other_keeps_delivering(ti
     order: list[tuple[int, int]] = []
     with DepthEstimator(tiny_onnx, backend="onnxruntime") as est:
         stream = est.stream([live, file_source(numbered(10_000, base=100), delay_s=0.005)], stabilize=False)
-        for index, frame, _ in stream:
+        for item in stream:
+            index, frame = item.index, item.frame
             order.append((index, int(frame[0, 0, 0])))
             if index == 0 and frame[0, 0, 0] >= 200 and sum(i == 0 for i, _ in order) > 10:
                 break
@@ -175,7 +178,7 @@ def test_live_and_file_sources_mix_and_close_returns_the_threads(tiny_onnx: Path
     with DepthEstimator(tiny_onnx, backend="onnxruntime") as est:
         live = VideoSource.from_capture(Frames(numbered(10_000), delay_s=0.01), live=True)
         stream = est.stream([live, file_source(numbered(1000))])
-        got = [i for (i, _, _), _ in zip(stream, range(60), strict=False)]
+        got = [item.index for item, _ in zip(stream, range(60), strict=False)]
         t0 = time.perf_counter()
         stream.close()
         assert time.perf_counter() - t0 < 2.0
@@ -199,3 +202,25 @@ def test_cli_streams_several_videos(
     text = capsys.readouterr().out
     assert "frames per model call" in text and "[1] " in text
     assert (tmp_path / "out_0.mp4").stat().st_size > 0 and (tmp_path / "out_1.mp4").stat().st_size > 0
+
+
+def test_cli_writes_point_clouds_for_every_source(
+    tiny_onnx: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clips = []
+    for name, base in (("a.avi", 0), ("b.avi", 60)):
+        clips.append(tmp_path / name)
+        writer = cv2.VideoWriter(str(clips[-1]), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (64, 48))
+        for frame in numbered(4, (48, 64), base=base):
+            writer.write(frame)
+        writer.release()
+    cam = tmp_path / "cam.json"
+    cam.write_text('{"width": 64, "height": 48, "K": [[60, 0, 31.5], [0, 60, 23.5], [0, 0, 1]]}')
+    clouds = tmp_path / "clouds"
+    argv = ["stream", *map(str, clips), "--model", str(tiny_onnx), "--backend", "onnxruntime", "--ply-every", "2",
+            "--ply-dir", str(clouds), "--intrinsics", str(cam), "--camera-height", "1.2"]  # fmt: skip
+    assert main(argv) == 0
+    assert sorted(p.name for p in clouds.glob("*.ply")) == [
+        f"cloud_{i}_{k:06d}.ply" for i in (0, 1) for k in (0, 2)
+    ]
+    assert "cloud_1_000002.ply: metric fit (camera height 1.2 m" in capsys.readouterr().out

@@ -3,6 +3,7 @@ inference and delivery overlap, every file frame arrives, a failing source is re
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from edgedepth import DepthEstimator
 from edgedepth.capture import VideoSource
 from edgedepth.errors import InputError, SourceError
+from edgedepth.stream import EndReason, Stream, StreamStats
 
 
 def test_stream_and_predict_go_through_the_same_staging(tiny_onnx: Path) -> None:
@@ -21,8 +23,10 @@ def test_stream_and_predict_go_through_the_same_staging(tiny_onnx: Path) -> None
         DepthEstimator(tiny_onnx) as est,
         est.stream(VideoSource.from_capture(OneFrame(image), live=False)) as s,
     ):
-        ((frame, streamed),) = list(s)
+        (item,) = list(s)
         single = est.predict(image)
+    frame, streamed = item.frame, item.result
+    assert item.index == 0 and item.captured_at > 0
     assert np.array_equal(frame, image) and np.array_equal(streamed.inverse_depth, single.inverse_depth)
     assert set(single.timings_ms) == {"preprocess", "infer", "postprocess", "resize"}  # the maps were read
     assert set(streamed.timings_ms) == {*single.timings_ms, "stabilize"}  # stream(stabilize=True) by default
@@ -65,7 +69,7 @@ def write_video(path: Path, n: int, size: tuple[int, int] = (64, 48)) -> Path:
 def test_stream_a_written_video_end_to_end(tiny_onnx: Path, tmp_path: Path) -> None:
     video = write_video(tmp_path / "clip.avi", 37)
     with DepthEstimator(tiny_onnx) as est, est.stream(str(video)) as frames:
-        count = sum(1 for frame, result in frames if result.inverse_depth.shape == frame.shape[:2])
+        count = sum(1 for item in frames if item.result.inverse_depth.shape == item.frame.shape[:2])
         assert count == 37 == frames.stats.frames and frames.stats.dropped == 0
 
 
@@ -116,7 +120,7 @@ def test_closing_a_live_stream_is_prompt(tiny_onnx: Path) -> None:
             if i == 10:
                 break
         frames.close()  # joins both threads (each within a second); a hang would fail the suite's timeout
-        assert not any(t.is_alive() for t in frames._threads)
+        assert not any(t.name.startswith("edgedepth-") and t.is_alive() for t in threading.enumerate())
 
 
 def test_the_stream_says_how_it_ended(tiny_onnx: Path, tmp_path: Path) -> None:
@@ -124,11 +128,28 @@ def test_the_stream_says_how_it_ended(tiny_onnx: Path, tmp_path: Path) -> None:
     with DepthEstimator(tiny_onnx) as est:
         with est.stream(str(video)) as frames:
             assert sum(1 for _ in frames) == 6
-        assert frames.stats.ended_by == "end of stream"
+        assert frames.stats.end is EndReason.END_OF_STREAM and frames.stats.ended_by == "end of stream"
+        assert [s.end for s in frames.stats.sources] == [EndReason.END_OF_STREAM]
         with est.stream(str(video), max_frames=2) as frames:
             assert sum(1 for _ in frames) == 2
-        assert frames.stats.ended_by == "max_frames"
+        assert frames.stats.end is EndReason.MAX_FRAMES and frames.stats.ended_by == "max_frames"
         frames = est.stream(str(video))
         next(frames)
         frames.close()
-        assert frames.stats.ended_by == "closed" and list(frames) == []
+        assert frames.stats.end is EndReason.CLOSED and list(frames) == []
+        assert frames.stats.sources[0].end is EndReason.CLOSED and frames.stats.sources[0].error is None
+
+
+def test_the_old_stream_names_and_tuples_keep_working_with_a_warning(tiny_onnx: Path, tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.avi", 3)
+    with DepthEstimator(tiny_onnx) as est:
+        with est.stream(str(video)) as frames, pytest.warns(DeprecationWarning, match="item.frame"):
+            pairs = [(frame, result) for frame, result in frames]  # one source: (frame, result), as before
+        assert len(pairs) == 3 and pairs[0][1].inverse_depth.shape == pairs[0][0].shape[:2]
+        with est.stream([str(video)]) as frames, pytest.warns(DeprecationWarning):
+            assert [index for index, _, _ in frames] == [0, 0, 0]  # a list: (index, frame, result)
+    with pytest.warns(DeprecationWarning, match="edgedepth.stream.Stream"):
+        from edgedepth.pipeline import StreamPipeline
+    with pytest.warns(DeprecationWarning, match="edgedepth.stream.StreamStats"):
+        from edgedepth.multistream import MultiStreamStats
+    assert StreamPipeline is Stream and MultiStreamStats is StreamStats

@@ -142,8 +142,8 @@ def test_the_python_api_records_a_stream(tiny_onnx: Path, tmp_path: Path) -> Non
         McapRecorder(tmp_path / "api.mcap", RecordOptions(namespace="/arm")) as recording,
         est.stream(str(clip)) as stream,
     ):
-        for frame, result in stream:
-            recording.render(frame, result, 0, stream.captured_at)
+        for item in stream:
+            recording.render(item.frame, item.result, item.index, item.captured_at)
     assert {t: len(m) for t, m in read_messages(tmp_path / "api.mcap").items()} == {
         "/arm/image/compressed": 4,
         "/arm/inverse_depth_relative/image": 4,
