@@ -159,9 +159,10 @@ class StreamPass:
 
 
 def stream_once(est: DepthEstimator, video: str | Path, max_frames: int | None = None) -> StreamPass:
-    """One pass of ``est.stream`` over ``video`` (at most ``max_frames``), consuming every result."""
+    """One pass of ``est.stream`` over ``video`` (at most ``max_frames``), the loop colourising every
+    result to the frame's size as the video and web outputs do."""
     with est.stream(str(video), max_frames=max_frames) as frames:
-        n = sum(1 for _ in frames)
+        n = sum(1 for item in frames if item.result.colorize(at_model_resolution=True) is not None)
         stats = frames.stats
     return StreamPass(n, stats.fps, stats.dropped, stats.latency_ms_median)
 

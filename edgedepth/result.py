@@ -66,12 +66,25 @@ class DepthResult:
         return DepthResult(inverse_depth, self.model_confidence, timings_ms, self.plan)
 
     def colorize(
-        self, cmap: str = "turbo", invert: bool = False, value_range: tuple[float, float] | None = None
+        self,
+        cmap: str = "turbo",
+        invert: bool = False,
+        value_range: tuple[float, float] | None = None,
+        at_model_resolution: bool = False,
     ) -> np.ndarray:
-        """The inverse depth as a BGR uint8 image (near is warm with turbo)."""
+        """The inverse depth as a BGR uint8 image of the frame's size (near is warm with turbo).
+
+        ``at_model_resolution`` colours the model's map and resizes the colour image instead: about 6x
+        cheaper for a 768x576 frame (colours between two model pixels are blended rather than looked up),
+        which is what the stream's video and web outputs do.
+        """
         from .postprocess import colorize
 
-        return colorize(self.inverse_depth, cmap=cmap, invert=invert, value_range=value_range)
+        if not at_model_resolution or self.plan is None:
+            return colorize(self.inverse_depth, cmap=cmap, invert=invert, value_range=value_range)
+        return self._to_frame(
+            colorize(self.model_inverse_depth, cmap=cmap, invert=invert, value_range=value_range)
+        )
 
     def to_metric(self, fit: MetricFit) -> np.ndarray:
         """Depth in metres under a scale fit (``edgedepth.metric.fit_points`` / ``fit_camera_height``)."""

@@ -125,7 +125,11 @@ class Latest:
         """The side-by-side JPEG of ``item``, encoded by the first client that asks."""
         with self._encode_lock:
             if item.jpeg is None:
-                depth = item.result.colorize(self.cmap, value_range=self._range(item.result.inverse_depth))
+                depth = item.result.colorize(
+                    self.cmap,
+                    value_range=self._range(item.result.model_inverse_depth),
+                    at_model_resolution=True,
+                )
                 ok, buf = cv2.imencode(
                     ".jpg", side_by_side(item.frame, depth), [cv2.IMWRITE_JPEG_QUALITY, 80]
                 )

@@ -84,7 +84,9 @@ class VideoOutput:
         """Show or write one frame beside its depth; False when the user asked to stop (window only)."""
         if self._closed:
             raise InputError(f"output {self.target!r} is closed")
-        depth = result.colorize(self.cmap, self.invert, value_range=self._range(result.inverse_depth))
+        depth = result.colorize(
+            self.cmap, self.invert, self._range(result.model_inverse_depth), at_model_resolution=True
+        )
         self.frames += 1
         if self.is_window:
             try:
