@@ -16,7 +16,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .capture.kinds import RGB_NAMES, frame_folders, rgb_file
 from .errors import DataError
+
+__all__ = ["RGB_NAMES", "RGBDFrame", "frame_folders", "iter_rgbd", "list_rgbd_frames", "read_depth", "read_pfm",
+           "read_rgbd_frame", "rgb_file"]  # fmt: skip
 
 DEPTH_CANDIDATES = ("depth_mm.png", "depth.png", "depth.npy", "depth.pfm")
 
@@ -97,22 +101,6 @@ def read_rgbd_frame(folder: str | Path) -> RGBDFrame:
     if depth.shape != bgr.shape[:2]:
         raise DataError(f"{folder}: depth {depth.shape} and rgb {bgr.shape[:2]} differ in size")
     return RGBDFrame(name=folder.name, bgr=bgr, depth_m=depth, meta=meta)
-
-
-RGB_NAMES = ("rgb.png", "rgb.jpg")
-
-
-def rgb_file(folder: Path) -> Path | None:
-    """A frame folder's colour image, or None when it has none."""
-    return next((folder / n for n in RGB_NAMES if (folder / n).is_file()), None)
-
-
-def frame_folders(root: str | Path) -> list[Path]:
-    """The sub-folders of ``root`` that hold a frame's colour image, sorted; [] for anything else."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and rgb_file(p) is not None)
 
 
 def list_rgbd_frames(root: str | Path) -> list[Path]:

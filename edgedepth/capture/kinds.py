@@ -22,12 +22,27 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, SourceError
-from ..rgbd import frame_folders, rgb_file
 from .records import CaptureLike, Opener
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "tcp://")
 GLOB_CHARS = "*?["
+RGB_NAMES = ("rgb.png", "rgb.jpg")  # an RGB-D frame folder's colour image (edgedepth.rgbd reads the rest)
+
+
+def rgb_file(folder: Path) -> Path | None:
+    """A frame folder's colour image, or None when it has none."""
+    return next((folder / n for n in RGB_NAMES if (folder / n).is_file()), None)
+
+
+def frame_folders(root: str | Path) -> list[Path]:
+    """The sub-folders of ``root`` that hold a frame's colour image, sorted; [] for anything else."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and rgb_file(p) is not None)
+
+
 # FFmpeg's own open and read timeouts: a dead or stalled server ends in a reconnect, and a capture thread
 # blocked in FFmpeg returns within them, so that closing a stream waits at most STREAM_BLOCKING_S.
 STREAM_OPEN_TIMEOUT_MS = 5_000

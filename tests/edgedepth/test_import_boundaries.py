@@ -138,3 +138,13 @@ def test_sources_import_nothing_of_inference_or_outputs() -> None:
         "edgedepth.errors",
         "edgedepth.rgbd",
     }
+
+
+def test_sources_import_nothing_above_the_errors() -> None:
+    """capture/ holds sources only: inference, outputs and data readers sit above it, never below."""
+    above = {}
+    for path in (PACKAGE / "capture").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2 and node.module not in ("errors",):
+                above.setdefault(path.name, []).append(node.module)
+    assert not above, above
