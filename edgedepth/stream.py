@@ -24,7 +24,6 @@ import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Self
 
 import numpy as np
@@ -34,18 +33,9 @@ from .errors import InputError, SourceError
 from .predictor import Predictor
 from .result import DepthResult
 from .stabilize import Stabilizer
+from .stream_stats import EndReason, SourceStats, StreamStats
 
 POLL_S = 0.05  # how often blocked threads look at the stop flag: Ctrl-C stops the stream well within 2 s
-
-
-class EndReason(StrEnum):
-    """How a source, or the whole stream, ended (``RUNNING`` while it runs)."""
-
-    RUNNING = ""
-    END_OF_STREAM = "end of stream"
-    CLOSED = "closed"
-    MAX_FRAMES = "max_frames"
-    ERROR = "error"
 
 
 def wall_clock(monotonic_s: float) -> float:
@@ -77,68 +67,6 @@ class StreamItem:
         if self.legacy_shape == 2:
             return iter((self.frame, self.result))
         return iter((self.index, self.frame, self.result))
-
-
-@dataclass(frozen=True)
-class SourceStats:
-    """One source: frames delivered and their rate, drops, its state, and how it ended."""
-
-    index: int
-    uri: str
-    frames: int
-    fps: float
-    dropped: int
-    timeouts: int
-    capture_fps: float
-    state: str  # the source's SourceState value
-    end: EndReason
-    error: str | None = None  # why, when ``end`` is ERROR
-
-    @property
-    def ended_by(self) -> str:
-        """The end as one text (``"error: ..."`` for a failure), as earlier releases gave it."""
-        return f"error: {self.error}" if self.end is EndReason.ERROR else self.end.value
-
-
-@dataclass(frozen=True)
-class StreamStats:
-    """The whole stream, and each source in ``sources``."""
-
-    frames: int  # over all sources
-    elapsed_s: float
-    fps: float  # frames delivered to the caller per second, over all sources
-    batches: int  # model calls
-    mean_batch: float  # frames per model call
-    infer_ms_median: float  # per frame (a batch's time shared by its frames)
-    preprocess_ms_median: float
-    latency_ms_median: float  # capture to delivery
-    end: EndReason
-    sources: list[SourceStats]
-
-    @property
-    def dropped(self) -> int:
-        return sum(s.dropped for s in self.sources)
-
-    @property
-    def timeouts(self) -> int:
-        return sum(s.timeouts for s in self.sources)
-
-    @property
-    def capture_fps(self) -> float:
-        return sum(s.capture_fps for s in self.sources)
-
-    @property
-    def source_state(self) -> str:
-        """The state of the one source (several: their states, comma-separated)."""
-        return ",".join(s.state for s in self.sources)
-
-    @property
-    def ended_by(self) -> str:
-        """The stream's end as one text, as earlier releases gave it for one source."""
-        failed = [s for s in self.sources if s.end is EndReason.ERROR]
-        if self.end is EndReason.ERROR and failed:
-            return failed[0].ended_by
-        return self.end.value
 
 
 class _Reader:

@@ -28,12 +28,13 @@ from edgedepth.engine_file import (
     ShapeProfile,
     write_engine,
 )
-from edgedepth.errors import InputError, ModelLoadError
-from edgedepth.fileio import atomic_write_bytes, file_sha256, read_framed_header, write_framed
+from edgedepth.errors import InputError
+from edgedepth.fileio import atomic_write_bytes, file_sha256
 from edgedepth.model_file import read_onnx_spec
 from edgedepth.preprocess import parse_dims
 
 from .calibration import DEFAULT_FRAMES, DEFAULT_MIN_FRAMES, CalibrationData, gather_calibration
+from .calibration_cache import calibration_binding, read_calibration_cache, write_calibration_cache
 from .errors import CalibrationError, EngineBuildError
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
     from edgedepth.backends.tensorrt import TensorRTApi
 
-CACHE_MAGIC = b"EDGEDEPTH-CAL\x00\x00\x01"
 JETSON_MEMORY_POOL_MIB = 1024  # workspace that leaves room for the app on 4-8 GB Jetsons
 DEFAULT_TIMING_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgedepth"
 
@@ -137,58 +137,6 @@ def derive_profile(
                 f"--{name}-shape {'x'.join(map(str, shape))}: height and width must be multiples of {m}"
             )
     return ShapeProfile(min_, opt, max_)  # type: ignore[arg-type]  # lengths checked by parse_shape
-
-
-# -- calibration cache bound to model, TensorRT and preprocessing --------------------------------------
-def calibration_binding(
-    onnx_sha256: str, tensorrt_version: str, spec: ModelSpec, input_hw: tuple[int, int]
-) -> dict[str, Any]:
-    """What an implicit-INT8 calibration cache is valid for; any difference makes it unusable."""
-    preprocessing = {**spec.preprocessing(), "input_hw": list(input_hw)}
-    return {"onnx_sha256": onnx_sha256, "tensorrt_version": tensorrt_version, "preprocessing": preprocessing}
-
-
-def binding_differences(stored: Any, wanted: dict[str, Any]) -> list[str]:
-    if not isinstance(stored, dict):
-        return ["the cache's binding is not a JSON object"]
-    out = []
-    for key, value in wanted.items():
-        if isinstance(value, dict) and isinstance(stored.get(key), dict):
-            out += [
-                f"preprocessing {k}: cache {stored[key].get(k)!r}, now {v!r}"
-                for k, v in value.items()
-                if stored[key].get(k) != v
-            ]
-        elif stored.get(key) != value:
-            out.append(f"{key}: cache {stored.get(key)!r}, now {value!r}")
-    return out
-
-
-def read_calibration_cache(path: str | Path, binding: dict[str, Any]) -> bytes | None:
-    """The cache's TensorRT bytes when it exists and matches ``binding``; None when there is none.
-
-    A cache made for another model, TensorRT version or preprocessing raises CalibrationError.
-    """
-    path = Path(path)
-    if not path.exists():
-        return None
-    try:
-        stored, offset, _ = read_framed_header(path, CACHE_MAGIC, "calibration cache")
-    except ModelLoadError as exc:
-        raise CalibrationError(f"{exc}; delete it or pass another --calibration-cache") from None
-    problems = binding_differences(stored, binding)
-    if problems:
-        raise CalibrationError(
-            f"calibration cache {path} was made for something else ({'; '.join(problems)}); it is not reused. "
-            "Delete it to calibrate afresh, or pass another --calibration-cache path"
-        )
-    with open(path, "rb") as f:
-        f.seek(offset)
-        return f.read()
-
-
-def write_calibration_cache(path: str | Path, binding: dict[str, Any], cache: bytes) -> None:
-    write_framed(path, CACHE_MAGIC, binding, cache)
 
 
 # -- the build ----------------------------------------------------------------------------------------

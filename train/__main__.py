@@ -149,32 +149,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    import json
+    from .evaluate import compare_reports
 
-    from edgedepth.errors import InputError
-
-    from .evaluate import compare, rows_from_dict
-
-    reports = []
-    for path in (args.a, args.b):
-        try:
-            reports.append(json.loads(Path(path).read_text()))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: not a readable JSON report ({exc})") from None
-    common = [root for root in reports[0] if root in reports[1]]
-    if not common:
-        raise InputError(f"{args.a} and {args.b} share no data folder")
-    for root in common:
-        rows = [
-            rows_from_dict(r[root], f"{p} [{root}]") for r, p in zip(reports, (args.a, args.b), strict=True)
-        ]
-        c = compare(*rows, args.bootstrap)
-        low, high = c["ratio_90"]
-        decision = {"a": f"{args.a} is better", "b": f"{args.b} is better"}.get(
-            c["verdict"], "no decision: the interval holds 1 (compare a second seed of each)"
-        )
-        print(f"{root}: skill {c['skill_a']:.3f} ({args.a}) against {c['skill_b']:.3f} ({args.b}); "
-              f"ratio 90% interval {low:.3f} to {high:.3f} ({args.bootstrap} paired draws): {decision}")  # fmt: skip
+    print("\n".join(compare_reports(Path(args.a), Path(args.b), args.bootstrap)))
 
 
 def cmd_eval_metric(args: argparse.Namespace) -> None:

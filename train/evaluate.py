@@ -128,6 +128,34 @@ def compare(a: list[FrameScore], b: list[FrameScore], replicates: int) -> dict[s
     return {"skill_a": report(a).skill, "skill_b": report(b).skill, "ratio_90": ratio, "verdict": verdict}
 
 
+def compare_reports(a: Path, b: Path, replicates: int) -> list[str]:
+    """``compare`` on every data folder two ``--json`` reports share, one line each with the verdict."""
+    import json
+
+    reports = []
+    for path in (a, b):
+        try:
+            reports.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: not a readable JSON report ({exc})") from None
+    common = [root for root in reports[0] if root in reports[1]]
+    if not common:
+        raise InputError(f"{a} and {b} share no data folder")
+    lines = []
+    for root in common:
+        c = compare(
+            *(rows_from_dict(r[root], f"{p} [{root}]") for r, p in zip(reports, (a, b), strict=True)),
+            replicates,
+        )
+        low, high = c["ratio_90"]
+        decision = {"a": f"{a} is better", "b": f"{b} is better"}.get(
+            c["verdict"], "no decision: the interval holds 1 (compare a second seed of each)"
+        )
+        lines.append(f"{root}: skill {c['skill_a']:.3f} ({a}) against {c['skill_b']:.3f} ({b}); "
+                     f"ratio 90% interval {low:.3f} to {high:.3f} ({replicates} paired draws): {decision}")  # fmt: skip
+    return lines
+
+
 def format_report(rows: list[FrameScore], title: str, per_frame: bool = False, bootstrap: int = 0) -> str:
     """Per-group table (model beside prior), the macro average and the skill, with its 90% bootstrap
     interval when ``bootstrap`` > 0; optionally every frame."""

@@ -148,3 +148,13 @@ def test_sources_import_nothing_above_the_errors() -> None:
             if isinstance(node, ast.ImportFrom) and node.level >= 2 and node.module not in ("errors",):
                 above.setdefault(path.name, []).append(node.module)
     assert not above, above
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {
+        str(p.relative_to(REPO)): n
+        for folder in INSTALLED_AS
+        for p in (REPO / folder).rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert not long, long

@@ -45,7 +45,7 @@ WRITER = textwrap.dedent(
     else:
         sys.path.insert(0, str(Path(sys.argv[3])))
         from tests.quantize.test_engine_build import binding
-        from edgedepth_quantize.engine import write_calibration_cache
+        from edgedepth_quantize.calibration_cache import write_calibration_cache
         run = lambda i: write_calibration_cache(out / "m.calibration-cache", binding(), bytes(3_000_000))
     i = 0
     while True:
@@ -85,7 +85,7 @@ def verify(kind: str, out: Path) -> int:
             read_engine(out / "m.engine", verify=True)
             checked += 1
     else:
-        from edgedepth_quantize.engine import read_calibration_cache
+        from edgedepth_quantize.calibration_cache import read_calibration_cache
         from tests.quantize.test_engine_build import binding
 
         if (out / "m.calibration-cache").exists():

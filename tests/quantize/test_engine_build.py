@@ -17,15 +17,12 @@ from edgedepth.artifact import Precision
 from edgedepth.backends import BackendKind, backend_status
 from edgedepth.engine_file import BuildFlags
 from edgedepth.errors import BackendUnavailableError, InputError
-from edgedepth_quantize.engine import (
-    build_engine,
+from edgedepth_quantize.calibration_cache import (
     calibration_binding,
-    derive_profile,
-    is_qdq_model,
-    parse_shape,
     read_calibration_cache,
     write_calibration_cache,
 )
+from edgedepth_quantize.engine import build_engine, derive_profile, is_qdq_model, parse_shape
 from edgedepth_quantize.errors import CalibrationError
 from tests.tiny_models import tiny_spec
 
