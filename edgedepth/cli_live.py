@@ -72,11 +72,13 @@ def run_stream(args: argparse.Namespace, sources: list[object], save: str | None
             progress.end(f"source {event.state.value}: {event.detail}")
 
     options = {"max_frames": args.max_frames, "on_status": report, "stabilize": args.stabilize,
-               "batch": getattr(args, "batch", True)}  # fmt: skip
-    ros = ros_outputs_from(
-        args, len(sources)
-    )  # before the model loads: its files read, its destination checked
+               "batch": getattr(args, "batch", True), "loop": getattr(args, "loop", False)}  # fmt: skip
+    # Before the model loads: the outputs' files read, their destinations and addresses checked.
+    sinks = ros_outputs_from(args, len(sources))  # outputs that take (frame, result, index, stamp)
+    web_target = web_target_from(args)
     with estimator_from(args) as est, est.stream(sources if several else sources[0], **options) as frames:
+        if web_target is not None:  # it renders and closes like the ROS outputs
+            sinks.append(web_output(args, web_target, frames, est))
         for x in frames.stats.sources:
             if frames.sources[x.index] is None:  # it could not be opened; the others go on
                 print(f"warning: [{x.index}] {x.ended_by}", file=sys.stderr)
@@ -88,7 +90,7 @@ def run_stream(args: argparse.Namespace, sources: list[object], save: str | None
                 delivered[i] += 1
                 if not all([out.render(item.frame, item.result) for out in outputs[i]]):
                     break
-                for out in ros:
+                for out in sinks:
                     out.render(item.frame, item.result, i, item.captured_at)
                 if cloud_settings is not None and k % args.ply_every == 0:
                     name = f"cloud_{i}_{k:06d}.ply" if several else f"cloud_{k:06d}.ply"
@@ -100,10 +102,10 @@ def run_stream(args: argparse.Namespace, sources: list[object], save: str | None
         finally:
             for out in (o for targets in outputs for o in targets):
                 out.close()
-            for out in ros:
+            for out in sinks:
                 out.close()
         s = frames.stats
-    for out in ros:
+    for out in sinks:
         print(out.summary())
     model_fps = 1e3 / s.infer_ms_median if s.infer_ms_median > 0 else 0.0
     progress.end(f"{s.frames} frames in {s.elapsed_s:.1f} s: stream {s.fps:.1f} FPS, model-only {model_fps:.1f} "
@@ -119,6 +121,37 @@ def run_stream(args: argparse.Namespace, sources: list[object], save: str | None
     elif save:
         print(f"saved {save}")
     return 0
+
+
+def web_target_from(args: argparse.Namespace) -> tuple[str, int] | None:
+    """``--out http://HOST:PORT``, checked before the model loads (with a warning off the loopback)."""
+    if not getattr(args, "out", None):
+        return None
+    import ipaddress
+
+    from .output.web import check_view_options, parse_web_target
+
+    host, port = parse_web_target(args.out)
+    check_view_options(args.cmap, args.view_fps)
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        print(f"warning: serving on {host}: anyone who can reach this machine can watch the camera",
+              file=sys.stderr)  # fmt: skip
+    return host, port
+
+
+def web_output(args: argparse.Namespace, target: tuple[str, int], frames: Any, est: Any) -> Any:
+    """The web viewer for ``frames``: one view per source, ``/stats`` from the stream's statistics."""
+    from .output.web import WebOutput
+    from .serve import stream_stats
+
+    web = WebOutput(*target, sources=len(frames.sources), cmap=args.cmap, view_fps=args.view_fps,
+                    allow_hosts=args.allow_host, stats=lambda: stream_stats(frames.stats, est))  # fmt: skip
+    print(f"serving {' '.join(map(str, args.source))} on {web.url} (Ctrl-C stops)", flush=True)
+    return web
 
 
 def video_outputs(
@@ -197,33 +230,11 @@ def check_cloud_folder(folder: Path, overwrite: bool) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import ipaddress
-
-    from .serve import DepthServer, check_view_options
-
-    check_view_options(args.cmap, args.view_fps)  # before the model loads
-    try:
-        loopback = ipaddress.ip_address(args.host).is_loopback
-    except ValueError:
-        loopback = args.host == "localhost"
-    if not loopback:
-        print(f"warning: serving on {args.host}: anyone who can reach this machine can watch the camera",
-              file=sys.stderr)  # fmt: skip
-    source = source_arg(args.source)
-    with estimator_from(args) as est:
-        server = DepthServer(est, source, args.host, args.port, cmap=args.cmap, view_fps=args.view_fps,
-                             allow_hosts=args.allow_host, stabilize=args.stabilize)  # fmt: skip
-        print(f"serving {args.source} on {server.url} (Ctrl-C stops)", flush=True)
-        try:
-            server.run()
-        except KeyboardInterrupt:
-            server.close()
-        s = server.stream.stats
-        print(
-            f"stopped: {s.frames} frames, {s.fps:.1f} FPS, dropped {s.dropped}; backend {est.backend_name}",
-            flush=True,
-        )
-    return 0
+    """``serve SRC...``: ``stream SRC... --out http://HOST:PORT``, files looping, until Ctrl-C."""
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port}: give a TCP port between 1 and 65535 (0 picks a free one)")
+    args.out = f"http://[{args.host}]:{args.port}" if ":" in args.host else f"http://{args.host}:{args.port}"
+    return run_stream(args, [source_arg(s) for s in args.source], None, False)
 
 
 def add_live_commands(sub: argparse._SubParsersAction) -> None:
@@ -244,6 +255,11 @@ def add_live_commands(sub: argparse._SubParsersAction) -> None:
                 help="with several sources: one model call for the ready frames (default), or one each",
             )
         p.add_argument("--show", action="store_true", help="show a window (needs a display)")
+        p.add_argument(
+            "--out", metavar="http://HOST:PORT",
+            help="also serve a live web viewer there, one view per source (edgedepth serve does only this)",
+        )  # fmt: skip
+        add_web_options(p)
         p.add_argument(
             "--save", default="demo_depth.mp4" if name == "demo" else None, help="side-by-side .mp4/.avi"
         )
@@ -301,16 +317,23 @@ def add_live_commands(sub: argparse._SubParsersAction) -> None:
         "serve", help="a live web viewer: camera and depth side by side, statistics, snapshots"
     )
     p.add_argument(
-        "source", help="camera index, /dev/videoN, file (looped), folder, URL or GStreamer pipeline"
-    )
+        "source", nargs="+",
+        help="camera index, /dev/videoN, file (looped), folder, URL or GStreamer pipeline; several: one view each",
+    )  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface; ::1)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 picks a free one)")
+    add_web_options(p)
+    p.add_argument("--stabilize", action=argparse.BooleanOptionalAction, default=True, help="see stream")
+    add_model_options(p)
+    p.add_argument("--cmap", default="turbo", help="turbo, inferno, magma, viridis or gray")
+    # What serve does not ask for: the stream's other options, off.
+    p.set_defaults(func=cmd_serve, loop=True, max_frames=None, ply_every=None, ply_dir="clouds", invert=False,
+                   overwrite=False, batch=True)  # fmt: skip
+
+
+def add_web_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-host", action="append", default=[], metavar="NAME",
         help="a host name browsers may use to reach the viewer (IP addresses and localhost always work)",
     )  # fmt: skip
-    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 picks a free one)")
     p.add_argument("--view-fps", type=float, default=15.0, help="most frames a second sent to each viewer")
-    p.add_argument("--stabilize", action=argparse.BooleanOptionalAction, default=True, help="see stream")
-    add_model_options(p)
-    p.add_argument("--cmap", default="turbo", help="turbo, inferno, magma, viridis or gray")
-    p.set_defaults(func=cmd_serve)

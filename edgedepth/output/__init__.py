@@ -13,5 +13,6 @@ from __future__ import annotations
 from .dds import Ros2Publisher
 from .ros import McapRecorder, RecordOptions
 from .video import WINDOW, VideoOutput
+from .web import WebOutput
 
-__all__ = ["WINDOW", "McapRecorder", "RecordOptions", "Ros2Publisher", "VideoOutput"]
+__all__ = ["WINDOW", "McapRecorder", "RecordOptions", "Ros2Publisher", "VideoOutput", "WebOutput"]

@@ -92,7 +92,7 @@ def test_the_cli_warns_on_a_public_address_and_stops_on_ctrl_c_within_2_s(video:
     finally:
         proc.kill()
     assert proc.returncode == 0, err
-    assert "warning: serving on 0.0.0.0" in err and "stopped:" in out
+    assert "warning: serving on 0.0.0.0" in err and "interrupted" in out and " frames in " in out
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -164,3 +164,56 @@ def test_bad_view_options_are_refused_at_start(
     assert done.returncode == 2 and message in done.stderr, done.stderr
     with pytest.raises(InputError, match="view-fps"), DepthEstimator(tiny_onnx) as est:
         DepthServer(est, clip, port=0, view_fps=float("inf"))
+
+
+def test_one_viewer_serves_several_sources(tiny_onnx: Path, clip: str, tmp_path: Path) -> None:
+    other = tmp_path / "bright.avi"
+    writer = cv2.VideoWriter(str(other), cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (64, 48))
+    for _ in range(10):
+        writer.write(np.full((48, 64, 3), 250, np.uint8))
+    writer.release()
+    with (
+        DepthEstimator(tiny_onnx, backend="onnxruntime") as est,
+        DepthServer(est, [clip, str(other)], port=0) as server,
+    ):
+        port = server.httpd.server_address[1]
+        host = f"127.0.0.1:{port}"
+        page = get(port, "/", host).decode()
+        assert 'src="/stream.mjpg?source=0"' in page and 'src="/stream.mjpg?source=1"' in page
+        for source in (0, 1):
+            snapshot = get(port, f"/snapshot?source={source}", host)
+            assert snapshot.startswith(b"HTTP/1.0 200") and b"X-Depth-Scale" in snapshot
+        for bad in ("?source=2", "?source=-1", "?source=x", "?source=" + "9" * 40):
+            assert get(port, "/snapshot" + bad, host).startswith(b"HTTP/1.0 404")
+        stats = get(port, "/stats", host)
+        assert b'"sources": 2' in stats
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [("http://127.0.0.1:8081", ("127.0.0.1", 8081)), ("http://[::1]:0/", ("::1", 0)),
+     ("http://robot.local", ("robot.local", 8080))],
+)  # fmt: skip
+def test_the_viewer_address_is_read_from_an_http_url(url: str, expected: tuple[str, int]) -> None:
+    from edgedepth.output.web import parse_web_target
+
+    assert parse_web_target(url) == expected
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1:8080", "127.0.0.1:8080", "http://:80", "http://h:99999",
+                                 "http://h:8080/view", "ftp://h"])  # fmt: skip
+def test_a_bad_viewer_address_is_named(url: str) -> None:
+    from edgedepth.output.web import parse_web_target
+
+    with pytest.raises(InputError, match="http://HOST:PORT"):
+        parse_web_target(url)
+
+
+def test_stream_serves_a_viewer_beside_its_other_outputs(tiny_onnx: Path, clip: str, tmp_path: Path) -> None:
+    save = tmp_path / "out.mp4"
+    done = subprocess.run([sys.executable, "-m", "edgedepth.cli", "stream", clip, clip, "--out", "http://127.0.0.1:0",
+                           "--save", str(save), "--max-frames", "8", "--model", str(tiny_onnx), "--backend",
+                           "onnxruntime"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "serving " in done.stdout and "on http://127.0.0.1:" in done.stdout and "2 view(s)" in done.stdout
+    assert (tmp_path / "out_0.mp4").is_file() and (tmp_path / "out_1.mp4").is_file()
