@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .output.http_guard import HEADER_TIMEOUT_S, MAX_CLIENTS
 from .output.web import BOUNDARY, Latest, WebOutput, check_view_options
 
 if TYPE_CHECKING:
     from .estimator import DepthEstimator
     from .stream import Stream, StreamStats
 
+WEB_OPTIONS = ("cmap", "view_fps", "allow_hosts", "max_clients", "header_timeout_s")  # the rest: the stream's
 __all__ = ["BOUNDARY", "DepthServer", "Latest", "check_view_options", "stream_stats"]
 
 
@@ -47,9 +46,9 @@ def stream_stats(
 class DepthServer:
     """Serve ``estimator.stream(source)`` to browsers; ``start()`` returns at once, ``close()`` stops it.
 
-    ``source`` may be a list (one view each). Serving options (``host``, ``port``, ``cmap``, ``view_fps``,
-    ``allow_hosts``, ``max_clients``, ``header_timeout_s``) are the :class:`WebOutput`'s; the rest go to the
-    stream, whose file sources loop.
+    ``source`` may be a list (one view each). ``host``, ``port`` and the options named in ``WEB_OPTIONS``
+    (``cmap``, ``view_fps``, ``allow_hosts``, ``max_clients``, ``header_timeout_s``) go to the
+    :class:`WebOutput`; the rest go to the stream, whose file sources loop.
     """
 
     def __init__(
@@ -58,24 +57,17 @@ class DepthServer:
         source: Any,
         host: str = "127.0.0.1",
         port: int = 8080,
-        *,
-        cmap: str = "turbo",
-        view_fps: float = 15.0,
-        allow_hosts: Sequence[str] = (),
-        max_clients: int = MAX_CLIENTS,
-        header_timeout_s: float = HEADER_TIMEOUT_S,
-        **stream_options: Any,
+        **options: Any,
     ) -> None:
-        check_view_options(cmap, view_fps)
         self.estimator, self.source = estimator, source
         self.error: BaseException | None = None
         sources = len(source) if isinstance(source, list | tuple) else 1
-        self.web = WebOutput(host, port, sources=sources, cmap=cmap, view_fps=view_fps, allow_hosts=allow_hosts,
-                             max_clients=max_clients, header_timeout_s=header_timeout_s, stats=self._stream_stats)  # fmt: skip
+        web = {k: options.pop(k) for k in WEB_OPTIONS if k in options}
+        self.web = WebOutput(host, port, sources=sources, stats=self._stream_stats, **web)
         self.httpd, self.stop = self.web.httpd, self.web.stop
-        stream_options.setdefault("loop", True)
+        options.setdefault("loop", True)
         try:
-            self.stream: Stream = estimator.stream(source, **stream_options)
+            self.stream: Stream = estimator.stream(source, **options)
         except BaseException:
             self.web.close()
             raise
