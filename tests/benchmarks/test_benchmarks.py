@@ -417,6 +417,22 @@ def test_figures_regenerates_the_demo_frame(tmp_path: Path) -> None:
     assert image[:, 320:].std() > 10  # the depth half is not blank
 
 
+def test_figures_puts_models_side_by_side_on_the_same_photos(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name, hw in (("a.jpg", (60, 80)), ("b.png", (90, 60))):
+        cv2.imwrite(str(photos / name), rng.integers(0, 256, (*hw, 3), dtype=np.uint8))
+    a = make_tiny_depth_onnx(tmp_path / "a.onnx")
+    b = make_tiny_depth_onnx(tmp_path / "b.onnx")
+    argv = ["figures", "--compare", str(a), str(b), "--images", str(photos), "--out", str(tmp_path / "look")]
+    assert cli.main(argv) == 0
+    sheet = cv2.imread(str(tmp_path / "look" / "compare.jpg"))
+    assert sheet.shape == (28 + 240 + 480, 3 * 320, 3)  # header, a row per photo at 320 wide, three columns
+    with pytest.raises(InputError, match="--images"):
+        cli.main(["figures", "--compare", str(a), "--images", str(tmp_path / "none")])
+
+
 def test_ros2_publishing_cost_is_measured_in_interleaved_rounds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
