@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edgedepth import DepthEstimator
+from edgedepth.capture.kinds import list_images
 from edgedepth.embedded import DEMO_CLIP
 from edgedepth.errors import InputError
 from edgedepth.fileio import atomic_write_bytes
@@ -38,17 +39,17 @@ def demo_frame(est: DepthEstimator, index: int = 60) -> cv2.typing.MatLike:
 
 
 def image_paths(paths: list[Path]) -> list[Path]:
-    """The files given, and the .jpg/.png files of the folders given, in order."""
+    """The files given, and the image files of the folders given (as a folder source lists them), in order."""
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out += sorted(p for p in path.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+            out += list_images(str(path))  # SourceError naming the folder when it holds none
         elif path.is_file():
             out.append(path)
         else:
             raise InputError(f"--images {path}: no such file or folder")
     if not out:
-        raise InputError("--images: no .jpg or .png image found")
+        raise InputError("--images: give at least one photo or folder")
     return out
 
 
