@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def run_stream(args: argparse.Namespace, sources: list[object], save: str | None
                     name = f"cloud_{i}_{k:06d}.ply" if several else f"cloud_{k:06d}.ply"
                     fit = write_cloud(cloud_settings, item.result, item.frame, clouds / name)
                     progress.end(f"{name}: {describe_fit(fit)}")
-                progress.update(progress_line(frames.stats, several))
+                progress.update(lambda: progress_line(frames.stats, several))
         except KeyboardInterrupt:
             progress.end("interrupted")
         finally:
@@ -192,10 +193,12 @@ class Progress:
         self._last = time.perf_counter()
         self._open = False  # a carriage-return line is showing
 
-    def update(self, text: str) -> None:
+    def update(self, line: Callable[[], str]) -> None:
+        """Show ``line()`` if ``every_s`` has passed since the last one (built only then: it reads stats)."""
         if time.perf_counter() - self._last < self.every_s:
             return
         self._last = time.perf_counter()
+        text = line()
         if self.tty:
             print(f"\r{text}", end="", flush=True, file=self.stream)
             self._open = True
