@@ -72,6 +72,15 @@ def fit(trainer, command: str, args: argparse.Namespace) -> bool:
         if exc.reason != "time limit":
             raise SystemExit(130) from None
         return False
+    if trainer.stage_index < len(trainer.recipe.stages):  # --max-steps ended it early
+        stage = trainer.recipe.stages[trainer.stage_index].name
+        checkpoint = trainer.out / "checkpoint.safetensors"
+        print(
+            f"stopped after --max-steps {args.max_steps} in stage {stage} at step {trainer.step}; saved "
+            f"{checkpoint}. Resume with:\n  {command} --resume {checkpoint}",
+            file=sys.stderr,
+        )
+        return False
     return True
 
 
