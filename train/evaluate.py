@@ -138,15 +138,22 @@ def compare_reports(a: Path, b: Path, replicates: int) -> list[str]:
             reports.append(json.loads(path.read_text()))
         except (OSError, ValueError) as exc:
             raise InputError(f"{path}: not a readable JSON report ({exc})") from None
-    common = [root for root in reports[0] if root in reports[1]]
+    # folders pair by name, so reports made from different working directories still pair; the frames
+    # themselves must then match (compare checks)
+    by_name = [{Path(root).name: root for root in r} for r in reports]
+    common = [name for name in by_name[0] if name in by_name[1]]
     if not common:
         raise InputError(f"{a} and {b} share no data folder")
     lines = []
-    for root in common:
+    for name in common:
         c = compare(
-            *(rows_from_dict(r[root], f"{p} [{root}]") for r, p in zip(reports, (a, b), strict=True)),
+            *(
+                rows_from_dict(r[roots[name]], f"{p} [{roots[name]}]")
+                for r, roots, p in zip(reports, by_name, (a, b), strict=True)
+            ),
             replicates,
         )
+        root = by_name[0][name]
         low, high = c["ratio_90"]
         decision = {"a": f"{a} is better", "b": f"{b} is better"}.get(
             c["verdict"], "no decision: the interval holds 1 (compare a second seed of each)"

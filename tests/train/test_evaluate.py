@@ -54,8 +54,9 @@ def test_two_candidates_are_compared_by_a_paired_bootstrap(tmp_path: Path, capsy
         compare(scores(base), scores(base, group="h"), 100)
 
     # Through the command line, from the JSON reports that eval --json writes.
-    for name, values in (("a", better), ("b", base)):
-        (tmp_path / f"{name}.json").write_text(json.dumps({"rgbd": report_dict(scores(values), 100)}))
+    # The same folder given from two working directories pairs by its name.
+    for name, values, root in (("a", better, "../shared/data/rgbd"), ("b", base, "/data/rgbd")):
+        (tmp_path / f"{name}.json").write_text(json.dumps({root: report_dict(scores(values), 100)}))
     assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--bootstrap", "300"]) == 0
     out = capsys.readouterr().out
     assert "a.json is better" in out and "ratio 90% interval" in out
