@@ -29,7 +29,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .trainer import Trainer, init_distributed
 
     if args.set:  # the run folder keeps the recipe it really trained with; resuming reads that one
-        from .recipe import load_with_overrides
+        from .recipe import load_with_overrides, write_run_recipe
 
         raw = load_with_overrides(args.recipe, args.set)
         recipe = write_run_recipe(raw, args.out, f"{args.recipe} with --set")
@@ -45,43 +45,23 @@ def cmd_train(args: argparse.Namespace) -> None:
         )
 
 
-def write_run_recipe(raw: dict, out: str, source: str):
-    """Validate a recipe built on the command line and keep it as ``OUT/recipe.yaml``, byte for byte what
-    its sha256 covers, so that ``--recipe OUT/recipe.yaml`` resumes the run."""
-    import yaml
-
-    from edgedepth.fileio import atomic_write_bytes
-
-    from .recipe import recipe_from_dict
-
-    recipe = recipe_from_dict(raw, source=source)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(Path(out) / "recipe.yaml", yaml.safe_dump(raw, sort_keys=False).encode())
-    return recipe
-
-
 def fit(trainer, command: str, args: argparse.Namespace) -> bool:
-    """Train; True when every stage finished. Ctrl-C or ``--max-minutes`` leaves a checkpoint: say how to
-    go on; Ctrl-C exits with 130, the time limit with 0."""
+    """Train; True when every stage finished. Ctrl-C, ``--max-minutes`` or ``--max-steps`` leaves a
+    checkpoint: say how to go on; Ctrl-C exits with 130, the others with 0."""
     from .trainer import TrainingInterrupted
 
     try:
         trainer.fit(max_steps=args.max_steps, max_minutes=args.max_minutes)
-    except TrainingInterrupted as exc:
-        print(f"{exc}. Resume with:\n  {command} --resume {exc.checkpoint}", file=sys.stderr, flush=True)
-        if exc.reason != "time limit":
-            raise SystemExit(130) from None
-        return False
-    if trainer.stage_index < len(trainer.recipe.stages):  # --max-steps ended it early
+        if trainer.stage_index == len(trainer.recipe.stages):
+            return True
         stage = trainer.recipe.stages[trainer.stage_index].name
         checkpoint = trainer.out / "checkpoint.safetensors"
-        print(
-            f"stopped after --max-steps {args.max_steps} in stage {stage} at step {trainer.step}; saved "
-            f"{checkpoint}. Resume with:\n  {command} --resume {checkpoint}",
-            file=sys.stderr,
-        )
+        raise TrainingInterrupted(checkpoint, stage, trainer.step, f"--max-steps {args.max_steps}")
+    except TrainingInterrupted as exc:
+        print(f"{exc}. Resume with:\n  {command} --resume {exc.checkpoint}", file=sys.stderr, flush=True)
+        if exc.reason == "interrupted":
+            raise SystemExit(130) from None
         return False
-    return True
 
 
 def distill_recipe(args: argparse.Namespace) -> dict:
@@ -121,7 +101,7 @@ def distill_recipe(args: argparse.Namespace) -> dict:
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
-
+    from .recipe import write_run_recipe
     from .trainer import Trainer, init_distributed
 
     recipe = write_run_recipe(

@@ -56,9 +56,7 @@ def test_a_dry_run_burst_trains_returns_parts_and_resumes_here(tmp_path: Path) -
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert (
-        "stopped after --max-steps 1 in stage layout" in resumed.stderr and "finished" not in resumed.stdout
-    )
+    assert "--max-steps 1: stopped in stage layout" in resumed.stderr and "finished" not in resumed.stdout
     from edgedepth_train.checkpoint import load_checkpoint
 
     assert (
