@@ -20,6 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from edgedepth.errors import choices
+from edgedepth.fileio import atomic_write_bytes
 from edgedepth.textinput import finite_number
 
 from .data.appearance import AppearanceConfig
@@ -242,8 +243,6 @@ def recipe_from_dict(raw: dict[str, Any], source: str) -> Recipe:
 def write_run_recipe(raw: dict[str, Any], out: str | Path, source: str) -> Recipe:
     """Validate a recipe built on the command line and keep it as ``OUT/recipe.yaml``, byte for byte what
     its sha256 covers, so that ``--recipe OUT/recipe.yaml`` resumes the run."""
-    from edgedepth.fileio import atomic_write_bytes
-
     recipe = recipe_from_dict(raw, source=source)
     Path(out).mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(Path(out) / "recipe.yaml", yaml.safe_dump(raw, sort_keys=False).encode())
