@@ -23,12 +23,13 @@ def test_default_model_is_shipped_small_and_traceable() -> None:
     path = edgedepth.default_model_path()
     assert path.stat().st_size <= 40 * 2**20
     spec = read_onnx_spec(path)
-    assert spec.name == "efficientdepth-s" and spec.version == "2"
+    assert spec.name == "efficientdepth-s" and spec.version == "3"
     assert spec.precision is Precision.FP32 and spec.dynamic_shape
     repo = Path(__file__).resolve().parents[2]
     assert spec.provenance["recipe_sha256"] == load_recipe(repo / spec.provenance["recipe"]).sha256
-    assert load_recipe(repo / spec.provenance["stage1_recipe"]).stages
-    teacher = load_recipe(repo / spec.provenance["recipe"]).sources["real"].teacher
+    for stage in ("stage1_recipe", "more_recipe"):
+        assert load_recipe(repo / spec.provenance[stage]).stages
+    teacher = load_recipe(repo / spec.provenance["distill_recipe"]).sources["real"].teacher
     assert file_sha256(repo / str(teacher)) == spec.provenance["teacher_sha256"]
 
 
