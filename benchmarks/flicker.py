@@ -14,7 +14,6 @@ on pixels whose image did not change (grey level within 12), relative to each ma
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import statistics
 import time
@@ -27,9 +26,8 @@ import numpy as np
 from edgedepth import DepthEstimator
 from edgedepth.fileio import atomic_write_bytes
 from edgedepth.preprocess import parse_hw
-from edgedepth.stabilize import Stabilizer, flicker
+from edgedepth.stabilize import Stabilizer, flicker, static_masks
 
-MOTION_THRESHOLD = 12.0
 
 
 def normalised(x: np.ndarray) -> np.ndarray:
@@ -58,11 +56,7 @@ def measure(
         stable.append(stabilizer(frame, result).inverse_depth)
         times.append((time.perf_counter() - t0) * 1e3)
     h, w = raw[0].inverse_depth.shape
-    greys = [cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
-             for f in frames]  # fmt: skip
-    static = [np.ones((h, w), bool)] + [
-        np.abs(b - a) <= MOTION_THRESHOLD for a, b in itertools.pairwise(greys)
-    ]
+    static = static_masks(frames, (h, w))
     maps = [r.inverse_depth for r in raw]
     return {
         "video": video.name,

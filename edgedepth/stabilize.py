@@ -24,6 +24,7 @@ import numpy as np
 from .result import DepthResult
 
 FIT_SAMPLES = 8192  # the fit samples about this many pixels (every Nth of each row and column, N >= 4)
+MOTION_THRESHOLD = 12.0  # a pixel whose grey level changes by more than this between frames moved
 
 
 def subsample(image: np.ndarray) -> np.ndarray:
@@ -129,3 +130,11 @@ def flicker(maps: list[np.ndarray], static: list[np.ndarray]) -> float:
         if mask.any():
             changes.append(float(np.mean(np.abs(cur - prev)[mask])) / spread)
     return float(np.mean(changes)) if changes else 0.0
+
+
+def static_masks(frames: list[np.ndarray], hw: tuple[int, int]) -> list[np.ndarray]:
+    """Per BGR frame, at ``hw``, the pixels whose grey level changed by at most MOTION_THRESHOLD since the
+    previous frame (all of them for the first): where :func:`flicker` looks."""
+    greys = [cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), hw[::-1], interpolation=cv2.INTER_AREA).astype(np.float32)
+             for f in frames]  # fmt: skip
+    return [np.ones(hw, bool)] + [np.abs(b - a) <= MOTION_THRESHOLD for a, b in itertools.pairwise(greys)]

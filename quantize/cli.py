@@ -52,6 +52,18 @@ def add_gate_arguments(p: argparse.ArgumentParser) -> None:
         "--val-skill-rgbd",
         help="judge the skill on this RGB-D folder instead of --val-rgbd's (e.g. a larger multi-group set)",
     )
+    g.add_argument(
+        "--val-video",
+        action="append",
+        default=[],
+        help="also compare the flicker on this video's first 120 frames (repeatable)",
+    )
+    g.add_argument(
+        "--max-flicker-rise",
+        type=float,
+        default=GateConfig.max_flicker_rise,
+        help=f"allowed relative rise of the flicker with --val-video (default {GateConfig.max_flicker_rise})",
+    )
     g.add_argument("--long-side", type=int, help="input long side for dynamic models (default: the spec's)")
     g.add_argument(
         "--gate-backend",
@@ -72,6 +84,8 @@ def gate_config(args: argparse.Namespace) -> GateConfig:
         max_skill_drop=args.max_skill_drop,
         long_side=args.long_side,
         backend=args.gate_backend,
+        videos=tuple(args.val_video),
+        max_flicker_rise=args.max_flicker_rise,
     )
 
 

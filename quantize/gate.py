@@ -3,6 +3,8 @@
 Both models run through ``edgedepth.DepthEstimator`` (the runtime's own preprocessing, backend and
 postprocessing) and are scored with ``edgedepth.metrics``: against ground truth on a validation RGB-D folder
 (AbsRel, delta1), or, with no ground truth, as the candidate's agreement with FP32 on validation images.
+On validation videos it also compares their flicker (``edgedepth.stabilize.flicker``, consecutive frames):
+a quantized model can keep its accuracy on still frames and still shimmer on video.
 :func:`publish` saves the candidate to a temp file beside the output, gates it, writes the JSON report either
 way, and moves the model into place only on a pass; the temp file is removed in every other case.
 """
@@ -15,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 
 from edgedepth.errors import InputError
@@ -28,6 +31,7 @@ from edgedepth.metrics import (
     mean_metrics,
 )
 from edgedepth.rgbd import iter_rgbd
+from edgedepth.stabilize import flicker, static_masks
 
 from .calibration import gather_bgr_frames
 from .errors import AccuracyGateError, CalibrationError
@@ -49,7 +53,9 @@ class GateConfig:
     averages over the frames' groups (``meta.json``'s ``group``), as ``edgedepth-train eval`` reports them.
     ``long_side``: the input's longer side for dynamic-shape models (None: the estimator's default, the spec's).
     ``skill_rgbd``: a second RGB-D folder on which the skill is judged instead of ``rgbd``'s (for example
-    AbsRel on a small validation set and the skill on a larger multi-group one).
+    AbsRel on a small validation set and the skill on a larger multi-group one). ``videos``: validation
+    videos whose first ``video_frames`` frames both models predict; the candidate's flicker, averaged over
+    the videos, may exceed the reference's by at most the fraction ``max_flicker_rise``.
     """
 
     rgbd: str | None = None
@@ -61,6 +67,9 @@ class GateConfig:
     long_side: int | None = None
     backend: str = "onnxruntime"
     agreement_frames: int = 32
+    videos: tuple[str, ...] = ()
+    video_frames: int = 120
+    max_flicker_rise: float = 0.25
 
 
 @dataclass
@@ -103,6 +112,9 @@ class GateReport:
             lines.append(
                 f"skill {ref['skill']:.4f} -> {cand['skill']:.4f} ({self.delta_skill:+.4f}, limit {self.max_skill_drop:+.4f})"
             )
+        if "flicker" in cand:
+            rise, limit = cand["flicker"] / max(ref["flicker"], 1e-12) - 1, self.details["max_flicker_rise"]
+            lines.append(f"flicker {ref['flicker']:.4f} -> {cand['flicker']:.4f} ({rise:+.0%}, limit {limit:+.0%})")
         lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.reasons))
         return "\n".join(lines)
 
@@ -131,6 +143,26 @@ def _ground_truth_rows(
     return rows
 
 
+def video_frames(path: str, count: int) -> list[np.ndarray]:
+    """The first ``count`` frames of a video, consecutive; a file that yields fewer than two is named."""
+    capture = cv2.VideoCapture(path)
+    frames: list[np.ndarray] = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    if len(frames) < 2:
+        raise InputError(f"validation video {path}: OpenCV read {len(frames)} frame(s); flicker needs two or more")
+    return frames
+
+
+def _flicker(est: DepthEstimator, frames: list[np.ndarray]) -> float:
+    maps = [est.predict(frame).inverse_depth for frame in frames]
+    return flicker(maps, static_masks(frames, maps[0].shape))
+
+
 def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> GateReport:
     """Run both models on the gate's data and decide; never raises on a fail (see :func:`check`)."""
     frames: list[dict[str, Any]] = []
@@ -156,6 +188,9 @@ def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> Ga
                 ref_rows.append(r)
                 cand_rows.append(c)
                 frames.append({"name": name, "reference": r.as_dict(), "candidate": c.as_dict()})
+        clips = [video_frames(v, config.video_frames) for v in config.videos]
+        ref_flicker = [_flicker(ref_est, clip) for clip in clips]
+        cand_flicker = [_flicker(cand_est, clip) for clip in clips]
     if not frames:
         raise CalibrationError(f"the accuracy gate found no usable frames in {dataset}")
     reasons = []
@@ -179,6 +214,22 @@ def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> Ga
         reasons.append(
             f"delta1 changed by {d_d1:+.4f}, below -max_delta1_drop={-config.max_delta1_drop:+.4f}"
         )
+    flickers: tuple[dict[str, float], dict[str, float]] = ({}, {})
+    if clips:
+        flickers = {"flicker": float(np.mean(ref_flicker))}, {"flicker": float(np.mean(cand_flicker))}
+        rise = flickers[1]["flicker"] / max(flickers[0]["flicker"], 1e-12) - 1
+        if not np.isfinite(rise) or rise > config.max_flicker_rise:
+            reasons.append(
+                f"flicker on {', '.join(config.videos)} rose by {rise:+.0%}, more than "
+                f"max_flicker_rise={config.max_flicker_rise:+.0%} allows"
+            )
+    details: dict[str, Any] = {"skill_dataset": config.skill_rgbd or config.rgbd} if grouped else {}
+    if clips:
+        details.update(
+            max_flicker_rise=config.max_flicker_rise,
+            flicker_per_video={v: {"reference": r, "candidate": c}
+                               for v, r, c in zip(config.videos, ref_flicker, cand_flicker, strict=True)},
+        )  # fmt: skip
     return GateReport(
         mode=mode,
         dataset=dataset,
@@ -186,11 +237,13 @@ def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> Ga
             "abs_rel": ref.abs_rel,
             "delta1": ref.delta1,
             **({} if ref_skill is None else {"skill": ref_skill}),
+            **flickers[0],
         },
         candidate={
             "abs_rel": cand.abs_rel,
             "delta1": cand.delta1,
             **({} if cand_skill is None else {"skill": cand_skill}),
+            **flickers[1],
         },
         delta_abs_rel=d_abs,
         delta_delta1=d_d1,
@@ -201,7 +254,7 @@ def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> Ga
         frames=frames,
         delta_skill=d_skill,
         max_skill_drop=config.max_skill_drop if grouped else None,
-        details={"skill_dataset": config.skill_rgbd or config.rgbd} if grouped else {},
+        details=details,
     )
 
 

@@ -122,7 +122,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from .evaluate import evaluate_folder, format_report, onnx_predictor, report_dict, torch_predictor
 
     if args.onnx:
-        predictor = onnx_predictor(args.onnx, args.long_side)
+        predictor = onnx_predictor(args.onnx, args.long_side, args.backend)
     else:
         from .checkpoint import load_trained
 
@@ -271,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--long-side", type=int, default=EVAL_LONG_SIDE, help="input's longer side (protocol: 320)"
     )
+    p.add_argument(
+        "--backend", choices=("onnxruntime", "openvino"), default="onnxruntime",
+        help="runtime for --onnx (default onnxruntime)",
+    )  # fmt: skip
     p.add_argument("--per-frame", action="store_true", help="also print every frame's scores")
     p.add_argument("--json", help="write the report (groups and every frame's scores) to this JSON file")
     p.add_argument(

@@ -52,13 +52,14 @@ def torch_predictor(model: Any, long_side: int | None) -> Predictor:
     return Predictor(backend, policy(backend.spec, long_side))
 
 
-def onnx_predictor(path: str | Path, long_side: int | None) -> Predictor:
-    """Any model file the runtime loads (its spec from the file), on ONNX Runtime's CPU provider."""
+def onnx_predictor(path: str | Path, long_side: int | None, backend_name: str = "onnxruntime") -> Predictor:
+    """Any model file the runtime loads (its spec from the file), on ``backend_name`` (ONNX Runtime's CPU
+    provider by default; an INT8 file is best scored on the backend it runs on, OpenVINO on a CPU)."""
     from edgedepth.backends.base import BackendOptions
     from edgedepth.backends.registry import open_backend
     from edgedepth.model_file import read_spec
 
-    backend, _ = open_backend(Path(path), read_spec(path), "onnxruntime", BackendOptions())
+    backend, _ = open_backend(Path(path), read_spec(path), backend_name, BackendOptions())
     return Predictor(backend, policy(backend.spec, long_side))
 
 

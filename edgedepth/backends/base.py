@@ -42,8 +42,9 @@ class BackendOptions:
     ``device``: None for the backend's default (ONNX Runtime "cpu", OpenVINO "CPU", TensorRT "cuda:0"); an
     OpenVINO device name ("CPU", "GPU", "NPU", "AUTO", ...); for ONNX Runtime "cpu" or "cuda" (the CUDA
     execution provider); for TensorRT "cuda" or "cuda:N". A device a backend does not serve is refused.
-    ``openvino_hint`` sets INFERENCE_PRECISION_HINT; with None the backend follows ``precision`` (fp32 ->
-    "f32", so results do not silently turn bf16 on AMX CPUs; otherwise the device default). ``cuda_graph``
+    ``openvino_hint`` sets INFERENCE_PRECISION_HINT; with None the backend follows the file's precision (fp32
+    and int8 -> "f32", so float parts do not silently turn bf16 on CPUs that have it; otherwise the device
+    default). ``cuda_graph``
     (TensorRT) captures each input shape's execution in a CUDA graph and replays it. ``precision`` is
     deprecated and ignored: it used to stand for both the file and the execution hint.
     """

@@ -313,7 +313,8 @@ def test_openvinos_precision_hint_follows_the_model_file() -> None:
     from edgedepth.backends.openvino import compile_config
 
     assert compile_config(BackendOptions(), Precision.FP32)["INFERENCE_PRECISION_HINT"] == "f32"
-    assert "INFERENCE_PRECISION_HINT" not in compile_config(BackendOptions(), Precision.INT8)
+    assert compile_config(BackendOptions(), Precision.INT8)["INFERENCE_PRECISION_HINT"] == "f32"
+    assert "INFERENCE_PRECISION_HINT" not in compile_config(BackendOptions(), Precision.FP16)
     assert (
         compile_config(BackendOptions(openvino_hint="bf16"), Precision.FP32)["INFERENCE_PRECISION_HINT"]
         == "bf16"

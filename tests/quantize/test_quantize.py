@@ -17,6 +17,7 @@ import torch
 
 from edgedepth import DepthEstimator, default_model_path
 from edgedepth.artifact import Precision
+from edgedepth.errors import InputError
 from edgedepth.imageio import load_image
 from edgedepth.model_file import read_onnx_spec
 from edgedepth.preprocess import preprocess
@@ -232,6 +233,25 @@ def test_gate_judges_the_skill_on_its_own_folder(
     assert both.reference["abs_rel"] == only_main.reference["abs_rel"]
     assert both.reference["skill"] == only_other.reference["skill"] != only_main.reference["skill"]
     assert both.details["skill_dataset"] == str(other) and both.passed
+
+
+def test_gate_compares_the_flicker_on_video(
+    fp32_model: Path, int8_model: Path, data: dict[str, Path], tmp_path: Path
+) -> None:
+    """A model that shimmers on video fails the gate even when its accuracy on still frames holds."""
+    videos = (str(data["video"]),)
+    same = evaluate(fp32_model, fp32_model, GateConfig(rgbd=str(data["rgbd"]), videos=videos))
+    assert same.passed and same.reference["flicker"] == pytest.approx(same.candidate["flicker"])
+    assert same.reference["flicker"] > 0
+    loose = {"max_drop": 1.0, "max_delta1_drop": 1.0, "max_skill_drop": 1.0}
+    strict = GateConfig(rgbd=str(data["rgbd"]), videos=videos, max_flicker_rise=-1.0, **loose)
+    report = evaluate(fp32_model, int8_model, strict)  # the flicker would have to vanish
+    assert not report.passed and len(report.reasons) == 1 and report.reasons[0].startswith("flicker on")
+    assert report.details["flicker_per_video"][videos[0]]["candidate"] == report.candidate["flicker"]
+    assert "flicker" in report.table().splitlines()[-2]
+    missing = GateConfig(rgbd=str(data["rgbd"]), videos=(str(tmp_path / "missing.mp4"),))
+    with pytest.raises(InputError, match=r"missing\.mp4"):
+        evaluate(fp32_model, fp32_model, missing)
 
 
 def test_agreement_gate_without_ground_truth(fp32_model: Path, data: dict[str, Path], tmp_path: Path) -> None:
