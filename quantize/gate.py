@@ -223,7 +223,9 @@ def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> Ga
                 f"flicker on {', '.join(config.videos)} rose by {rise:+.0%}, more than "
                 f"max_flicker_rise={config.max_flicker_rise:+.0%} allows"
             )
-    details: dict[str, Any] = {"skill_dataset": config.skill_rgbd or config.rgbd} if grouped else {}
+    details: dict[str, Any] = {"backend": config.backend}
+    if grouped:
+        details["skill_dataset"] = config.skill_rgbd or config.rgbd
     if clips:
         details.update(
             max_flicker_rise=config.max_flicker_rise,

@@ -218,7 +218,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     from .export import export_onnx, verify_parity
 
     model = load_trained(args.checkpoint, args.model)
-    state = load_checkpoint(args.checkpoint)["progress"]
+    state = load_checkpoint(args.checkpoint).get("progress", {})  # weights-only files (an average) have none
     provenance = {
         "architecture": model.cfg.name,
         "checkpoint": Path(args.checkpoint).name,

@@ -233,6 +233,7 @@ def test_gate_judges_the_skill_on_its_own_folder(
     assert both.reference["abs_rel"] == only_main.reference["abs_rel"]
     assert both.reference["skill"] == only_other.reference["skill"] != only_main.reference["skill"]
     assert both.details["skill_dataset"] == str(other) and both.passed
+    assert both.details["backend"] == "onnxruntime"  # the report says which runtime judged the models
 
 
 def test_gate_compares_the_flicker_on_video(

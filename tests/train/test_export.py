@@ -76,3 +76,15 @@ def test_a_checkpoint_and_its_export_score_alike_through_one_path(
     exported = evaluate_folder(onnx_predictor(dynamic_onnx, 96), tmp_path / "rgbd")
     for a, b in zip(ours, exported, strict=True):
         assert a.model.abs_rel == pytest.approx(b.model.abs_rel, rel=1e-3, abs=1e-5)
+
+
+def test_cli_exports_a_weights_only_checkpoint(model: torch.nn.Module, tmp_path: Path) -> None:
+    """A checkpoint holding only the model's weights (a hand-made average, say) exports; its recipe is unknown."""
+    from edgedepth_train.__main__ import main
+    from edgedepth_train.checkpoint import save_checkpoint
+
+    checkpoint = tmp_path / "average.safetensors"
+    save_checkpoint(checkpoint, {"model": model.state_dict()}, metadata={"model": "efficientdepth-s"})
+    out = tmp_path / "average.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out), "--size", "64", "96"]) == 0
+    assert read_onnx_spec(out).provenance["recipe_sha256"] == ""
