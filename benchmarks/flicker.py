@@ -20,14 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edgedepth import DepthEstimator
 from edgedepth.fileio import atomic_write_bytes
+from edgedepth.imageio import read_video_frames
 from edgedepth.preprocess import parse_hw
 from edgedepth.stabilize import Stabilizer, flicker, static_masks
-
 
 
 def normalised(x: np.ndarray) -> np.ndarray:
@@ -38,18 +37,8 @@ def normalised(x: np.ndarray) -> np.ndarray:
 def measure(
     est: DepthEstimator, video: Path, max_frames: int | None = None, frame_hw: tuple[int, int] | None = None
 ) -> dict[str, Any]:
-    capture = cv2.VideoCapture(str(video))
-    frames: list[np.ndarray] = []
-    raw: list[Any] = []
-    while max_frames is None or len(frames) < max_frames:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if frame_hw is not None:  # a camera of that resolution: the maps, and the stabiliser's work, at it
-            frame = cv2.resize(frame, frame_hw[::-1], interpolation=cv2.INTER_AREA)
-        frames.append(frame)
-        raw.append(est.predict(frame))
-    capture.release()
+    frames = read_video_frames(video, max_frames, frame_hw)  # frame_hw: a camera of that resolution
+    raw: list[Any] = [est.predict(frame) for frame in frames]
     stabilizer, stable, times = Stabilizer(), [], []
     for frame, result in zip(frames, raw, strict=True):
         t0 = time.perf_counter()

@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edgedepth import DepthEstimator
 from edgedepth.capture import VideoSource
 from edgedepth.fileio import atomic_write_bytes
+from edgedepth.imageio import read_video_frames
 
 
 class PacedCapture:
@@ -46,18 +46,6 @@ class PacedCapture:
 
     def release(self) -> None:
         pass
-
-
-def decode(video: Path, limit: int = 120) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(video))
-    frames: list[np.ndarray] = []
-    while len(frames) < limit:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
 
 
 def run(
@@ -100,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    frames = decode(args.video)
+    frames = read_video_frames(args.video, 120)
     rows = []
     for backend in args.backends.split(","):
         with DepthEstimator(backend=backend, threads=args.threads) as est:

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 
 from edgedepth.errors import InputError
 from edgedepth.fileio import atomic_path, atomic_write_bytes
+from edgedepth.imageio import read_video_frames
 from edgedepth.metrics import (
     DepthMetrics,
     agreement_metrics,
@@ -114,7 +114,9 @@ class GateReport:
             )
         if "flicker" in cand:
             rise, limit = cand["flicker"] / max(ref["flicker"], 1e-12) - 1, self.details["max_flicker_rise"]
-            lines.append(f"flicker {ref['flicker']:.4f} -> {cand['flicker']:.4f} ({rise:+.0%}, limit {limit:+.0%})")
+            lines.append(
+                f"flicker {ref['flicker']:.4f} -> {cand['flicker']:.4f} ({rise:+.0%}, limit {limit:+.0%})"
+            )
         lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.reasons))
         return "\n".join(lines)
 
@@ -145,16 +147,11 @@ def _ground_truth_rows(
 
 def video_frames(path: str, count: int) -> list[np.ndarray]:
     """The first ``count`` frames of a video, consecutive; a file that yields fewer than two is named."""
-    capture = cv2.VideoCapture(path)
-    frames: list[np.ndarray] = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+    frames = read_video_frames(path, count)
     if len(frames) < 2:
-        raise InputError(f"validation video {path}: OpenCV read {len(frames)} frame(s); flicker needs two or more")
+        raise InputError(
+            f"validation video {path}: OpenCV read {len(frames)} frame(s); flicker needs two or more"
+        )
     return frames
 
 
