@@ -34,8 +34,8 @@ MIN_VERSION = Version("2024.0")
 INSTALL = "pip install edgedepth[openvino]"
 VIRTUAL_DEVICES = ("AUTO", "HETERO", "MULTI", "BATCH")
 # The precision hint used when options.openvino_hint is None; absent = the device's own default. INT8 files
-# keep their float parts in f32 too: the CPU's default (bf16 where the CPU has it) doubled the shipped INT8
-# model's frame-to-frame flicker and was slower on a CPU without AMX (benchmarks/flicker.py, docs/quantization.md).
+# keep their float parts in f32 too: measured faster than the CPU's default (bf16 where the CPU has it) on an
+# AVX-512 CPU without AMX, with no more flicker (docs/quantization.md).
 DEFAULT_HINTS: dict[Precision, str] = {Precision.FP32: "f32", Precision.INT8: "f32"}
 
 
