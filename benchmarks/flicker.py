@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from edgedepth import DepthEstimator
+from edgedepth.capture import read_video_frames
 from edgedepth.fileio import atomic_write_bytes
-from edgedepth.imageio import read_video_frames
 from edgedepth.preprocess import parse_hw
 from edgedepth.stabilize import Stabilizer, flicker, static_masks
 

@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 
 from edgedepth import DepthEstimator
-from edgedepth.capture import VideoSource
+from edgedepth.capture import VideoSource, read_video_frames
 from edgedepth.fileio import atomic_write_bytes
-from edgedepth.imageio import read_video_frames
 
 
 class PacedCapture:

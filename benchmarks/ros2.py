@@ -24,11 +24,9 @@ import cv2
 import numpy as np
 
 from edgedepth import DepthEstimator
-from edgedepth.capture import VideoSource
+from edgedepth.capture import VideoSource, read_video_frames
 from edgedepth.fileio import atomic_write_bytes
 from edgedepth.preprocess import parse_hw
-
-from .multistream import decode
 
 LOOPBACK = (
     '<CycloneDDS><Domain id="any"><General><Interfaces><NetworkInterface name="lo"/></Interfaces>'
@@ -85,10 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgedepth.output.dds import Ros2Publisher
 
     frame_hw = parse_hw(args.frame_size, "--frame-size")
-    frames = [
-        cv2.resize(f, frame_hw[::-1], interpolation=cv2.INTER_AREA)
-        for f in decode(args.video, args.max_frames)
-    ]
+    frames = read_video_frames(args.video, args.max_frames, frame_hw)
     fps: dict[str, list[float]] = {"plain": [], "ros2": []}
     with DepthEstimator(args.model, backend=args.backend) as est:
         publisher = Ros2Publisher()

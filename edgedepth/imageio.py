@@ -129,24 +129,6 @@ def load_image(path: str | os.PathLike[str], max_pixels: MaxPixels = DEFAULT_MAX
     return to_bgr_uint8(image, max_pixels=max_pixels, source=str(path))
 
 
-def read_video_frames(
-    path: str | os.PathLike[str], limit: int | None = None, hw: tuple[int, int] | None = None
-) -> list[np.ndarray]:
-    """The first ``limit`` (None: all) consecutive frames of a video file, BGR, each resized to ``hw``
-    (H, W) when given, as a camera of that size would deliver them. An unreadable file gives no frames."""
-    capture = cv2.VideoCapture(str(path))
-    frames: list[np.ndarray] = []
-    try:
-        while limit is None or len(frames) < limit:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(frame if hw is None else cv2.resize(frame, hw[::-1], interpolation=cv2.INTER_AREA))
-    finally:
-        capture.release()
-    return frames
-
-
 def check_image_file(
     path: str | os.PathLike[str], max_pixels: MaxPixels = DEFAULT_MAX_PIXELS, min_side: int = MIN_SIDE
 ) -> None:

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgedepth.capture import read_video_frames
 from edgedepth.errors import InputError
 from edgedepth.fileio import atomic_path, atomic_write_bytes
-from edgedepth.imageio import read_video_frames
 from edgedepth.metrics import (
     DepthMetrics,
     agreement_metrics,

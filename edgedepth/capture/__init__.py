@@ -19,6 +19,7 @@ from .kinds import (
     classify_source,
     jetson_csi_pipeline,
     list_images,
+    read_video_frames,
 )
 from .records import CaptureLike, CaptureStats, Frame, ReadStatus, SourceState, StatusEvent
 from .source import SourceOptions, VideoSource
@@ -41,6 +42,7 @@ __all__ = [
     "classify_source",
     "jetson_csi_pipeline",
     "list_images",
+    "read_video_frames",
 ]
 
 

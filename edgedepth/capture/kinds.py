@@ -286,3 +286,21 @@ def opencv_has(feature: str) -> bool:
     """Whether this OpenCV build lists ``feature`` (e.g. GStreamer) as YES in its build information."""
     match = re.search(rf"^\s*{feature}:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
     return match is not None and match.group(1).upper() == "YES"
+
+
+def read_video_frames(
+    path: str | os.PathLike[str], limit: int | None = None, hw: tuple[int, int] | None = None
+) -> list[np.ndarray]:
+    """The first ``limit`` (None: all) consecutive frames of a video file, BGR, each resized to ``hw``
+    (H, W) when given, as a camera of that size would deliver them. An unreadable file gives no frames."""
+    capture = cv2.VideoCapture(str(path))
+    frames: list[np.ndarray] = []
+    try:
+        while limit is None or len(frames) < limit:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame if hw is None else cv2.resize(frame, hw[::-1], interpolation=cv2.INTER_AREA))
+    finally:
+        capture.release()
+    return frames

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
-from edgedepth.capture import SourceKind, VideoSource, classify_source, jetson_csi_pipeline
+from edgedepth.capture import SourceKind, VideoSource, classify_source, jetson_csi_pipeline, read_video_frames
 from edgedepth.errors import SourceError
 
 
@@ -111,3 +113,17 @@ def test_an_unreachable_stream_says_what_failed_without_ffmpeg_noise() -> None:
     assert "connection refused" in lines[0] and "accepted" not in lines[0]
     assert "answers, but no stream" in lines[1]
     assert done.stderr.strip() == "", done.stderr
+
+
+def test_read_video_frames_stops_at_the_limit_and_resizes(tmp_path: Path) -> None:
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    frames = read_video_frames(path)
+    assert len(frames) == 5 and frames[0].shape == (48, 64, 3)
+    assert abs(int(frames[3].mean()) - 120) <= 3  # in order
+    resized = read_video_frames(path, limit=2, hw=(24, 32))
+    assert [f.shape for f in resized] == [(24, 32, 3)] * 2
+    assert read_video_frames(tmp_path / "missing.avi") == []

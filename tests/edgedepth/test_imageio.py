@@ -328,16 +328,3 @@ def test_opencv_decodes_under_the_pixel_limit() -> None:
 
     assert int(os.environ[imageio.DECODE_LIMIT_ENV]) <= imageio.DEFAULT_MAX_PIXELS
 
-
-def test_read_video_frames_stops_at_the_limit_and_resizes(tmp_path: Path) -> None:
-    path = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(5):
-        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
-    writer.release()
-    frames = imageio.read_video_frames(path)
-    assert len(frames) == 5 and frames[0].shape == (48, 64, 3)
-    assert abs(int(frames[3].mean()) - 120) <= 3  # in order
-    resized = imageio.read_video_frames(path, limit=2, hw=(24, 32))
-    assert [f.shape for f in resized] == [(24, 32, 3)] * 2
-    assert imageio.read_video_frames(tmp_path / "missing.avi") == []
