@@ -113,7 +113,7 @@ class GateReport:
                 f"skill {ref['skill']:.4f} -> {cand['skill']:.4f} ({self.delta_skill:+.4f}, limit {self.max_skill_drop:+.4f})"
             )
         if "flicker" in cand:
-            rise, limit = cand["flicker"] / max(ref["flicker"], 1e-12) - 1, self.details["max_flicker_rise"]
+            rise, limit = flicker_rise(ref["flicker"], cand["flicker"]), self.details["max_flicker_rise"]
             lines.append(
                 f"flicker {ref['flicker']:.4f} -> {cand['flicker']:.4f} ({rise:+.0%}, limit {limit:+.0%})"
             )
@@ -153,6 +153,11 @@ def video_frames(path: str, count: int) -> list[np.ndarray]:
             f"validation video {path}: OpenCV read {len(frames)} frame(s); flicker needs two or more"
         )
     return frames
+
+
+def flicker_rise(reference: float, candidate: float) -> float:
+    """The candidate's flicker relative to the reference's, minus one (+0.25: a quarter more)."""
+    return candidate / max(reference, 1e-12) - 1
 
 
 def _flicker(est: DepthEstimator, frames: list[np.ndarray]) -> float:
@@ -214,7 +219,7 @@ def evaluate(reference: PathLike, candidate: PathLike, config: GateConfig) -> Ga
     flickers: tuple[dict[str, float], dict[str, float]] = ({}, {})
     if clips:
         flickers = {"flicker": float(np.mean(ref_flicker))}, {"flicker": float(np.mean(cand_flicker))}
-        rise = flickers[1]["flicker"] / max(flickers[0]["flicker"], 1e-12) - 1
+        rise = flicker_rise(flickers[0]["flicker"], flickers[1]["flicker"])
         if not np.isfinite(rise) or rise > config.max_flicker_rise:
             reasons.append(
                 f"flicker on {', '.join(config.videos)} rose by {rise:+.0%}, more than "
