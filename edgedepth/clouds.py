@@ -111,13 +111,20 @@ def check_cloud_options(args: argparse.Namespace, wanted: bool) -> CloudSettings
 
 
 def describe_fit(fit: Any) -> str:
-    """One line on how good a metric fit is: scale, shift, inliers and median error."""
+    """One line on how good a metric fit is: scale, shift, inliers and median error, and a warning when the
+    fit puts part of the image at or beyond infinity."""
     error = (
         f"median relative error {fit.error:.3f}"
         if fit.method == "points"
         else f"floor residual {fit.error:.3g}"
     )
-    return f"metric fit ({fit.method}): scale {fit.scale:.4g}, shift {fit.shift:.4g}, inliers {fit.inliers}/{fit.total}, {error}"
+    line = f"metric fit ({fit.method}): scale {fit.scale:.4g}, shift {fit.shift:.4g}, inliers {fit.inliers}/{fit.total}, {error}"
+    if fit.beyond > 0:
+        line += (
+            f"; WARNING: {fit.beyond:.1%} of the pixels fall at or beyond infinity and are left out of the "
+            "cloud: the scale does not hold for the far scene (give --metric-points, or a larger --long-side)"
+        )
+    return line
 
 
 def write_cloud(settings: CloudSettings, result: Any, frame: Any, target: Path) -> Any:

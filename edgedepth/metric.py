@@ -34,7 +34,10 @@ class MetricFit:
 
     ``inliers`` of ``total`` points (or floor candidates) agreed with the fit; ``error`` is the median
     relative depth error on the inlier points (points), or the floor plane's median residual in the
-    prediction's units (camera height).
+    prediction's units (camera height). ``beyond`` is the fraction of the map's pixels that the fit puts at
+    or beyond infinity (their depth is NaN): a fit extrapolated from a few points or from the floor alone
+    can bend the far part of the scene past the horizon, and more than a few percent means the scale and
+    shift are not to be trusted there.
     """
 
     scale: float
@@ -43,6 +46,7 @@ class MetricFit:
     inliers: int
     total: int
     error: float
+    beyond: float = 0.0
 
     def depth(self, inverse_depth: np.ndarray) -> np.ndarray:
         """Metric depth (float32); NaN where the fit puts a pixel at or beyond infinity."""
@@ -59,6 +63,14 @@ def sample(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     top = image[v0, u0] * (1 - du) + image[v0, u1] * du
     bottom = image[v1, u0] * (1 - du) + image[v1, u1] * du
     return top * (1 - dv) + bottom * dv
+
+
+def beyond_fraction(inverse_depth: np.ndarray, scale: float, shift: float) -> float:
+    """The fraction of finite pixels that ``1 / (scale * r + shift)`` puts at or beyond infinity."""
+    finite = np.isfinite(inverse_depth)
+    if not finite.any():
+        return 0.0
+    return float(np.mean(scale * inverse_depth[finite] + shift <= 0))
 
 
 def _check_map(inverse_depth: np.ndarray, name: str = "inverse_depth") -> np.ndarray:
@@ -127,7 +139,9 @@ def fit_points(
     if s <= 0:
         raise InputError("points: the fit gives a non-positive scale; the points contradict the prediction")
     error = float(np.median(np.abs(1.0 / (s * x[best] + t) - pts[best, 2]) / pts[best, 2]))
-    return MetricFit(float(s), float(t), "points", int(best.sum()), len(pts), error)
+    return MetricFit(
+        float(s), float(t), "points", int(best.sum()), len(pts), error, beyond_fraction(inv, s, t)
+    )
 
 
 def floor_normal(pitch_deg: float, roll_deg: float = 0.0) -> np.ndarray:
@@ -203,4 +217,6 @@ def fit_camera_height(
         raise InputError(
             "the floor fit gives a non-positive scale: is the floor in the lower part of the image?"
         )
-    return MetricFit(1.0 / alpha, -beta / alpha, method, int(best.sum()), int(idx.size), residual)
+    scale, shift = 1.0 / alpha, -beta / alpha
+    beyond = beyond_fraction(inv, scale, shift)
+    return MetricFit(scale, shift, method, int(best.sum()), int(idx.size), residual, beyond)

@@ -327,4 +327,3 @@ def test_opencv_decodes_under_the_pixel_limit() -> None:
     import os
 
     assert int(os.environ[imageio.DECODE_LIMIT_ENV]) <= imageio.DEFAULT_MAX_PIXELS
-

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgedepth.clouds import describe_fit
 from edgedepth.errors import InputError
 from edgedepth.intrinsics import Intrinsics
 from edgedepth.metric import fit_camera_height, fit_points, floor_normal
@@ -78,6 +79,19 @@ def test_the_camera_height_gives_metric_depth_within_2_percent(pitch_deg: float)
     assert no_shift.shift == 0 and no_shift.scale == pytest.approx(3.0, rel=0.02)
     with pytest.raises(InputError, match="height_m"):
         fit_camera_height(inv, K, -0.8)
+
+
+def test_a_fit_that_puts_the_far_scene_beyond_infinity_says_how_much() -> None:
+    depth = scene(0.8, 10.0)
+    inv = (1.0 / depth - 0.1) / 3.0
+    assert fit_camera_height(inv, K, 0.8, pitch_deg=10.0).beyond == 0.0
+    wall = depth >= 6.0
+    bent = np.where(wall, -0.1, inv)  # the prediction bends the far wall past the floor's horizon
+    fit = fit_camera_height(bent, K, 0.8, pitch_deg=10.0)
+    assert fit.beyond == pytest.approx(wall.mean(), abs=1e-9) and fit.beyond > 0.1
+    assert np.isnan(fit.depth(bent)[wall]).all()
+    assert f"WARNING: {fit.beyond:.1%} of the pixels" in describe_fit(fit)
+    assert "WARNING" not in describe_fit(fit_camera_height(inv, K, 0.8, pitch_deg=10.0))
 
 
 def test_intrinsics_scale_with_the_image_and_refuse_another_aspect(tmp_path: Path) -> None:
