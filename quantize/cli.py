@@ -122,8 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quantize-head", action="store_true", help="also quantize the head's last conv and readout"
     )
-    p.add_argument("--ignore", action="append", default=[], help="node name to keep in float (repeatable)")
-    p.add_argument("--ignore-pattern", action="append", default=[], help="node-name regex to keep in float")
+    p.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        help="node or layer to keep in float, e.g. model.encoder.blocks.0._depthwise_conv (repeatable)",
+    )
+    p.add_argument(
+        "--ignore-pattern",
+        action="append",
+        default=[],
+        help="regex matched from the start of node names to keep in float",
+    )
     p.add_argument("--subset-size", type=int, help="frames NNCF uses for statistics (default: all)")
     p.add_argument(
         "--accuracy-control",

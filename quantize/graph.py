@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections import deque
 
 import onnx
 
 from edgedepth.artifact import ModelSpec
+from edgedepth.errors import InputError
 
 
 def head_scope(model: onnx.ModelProto) -> list[str]:
@@ -45,6 +48,50 @@ def head_scope(model: onnx.ModelProto) -> list[str]:
             queue.extend(consumers.get(out, []))
     order = {id(n): i for i, n in enumerate(graph.node)}
     return [n.name for n in sorted(scope.values(), key=lambda n: order[id(n)]) if n.name]
+
+
+def resolve_nodes(model: onnx.ModelProto, names: tuple[str, ...] | list[str]) -> list[str]:
+    """Node names for ``names``, each a node's name or a layer's (a parameter such as
+    ``model.encoder.blocks.0._depthwise_conv.weight``, or its module ``model.encoder.blocks.0._depthwise_conv``):
+    a layer stands for the nodes that read its parameters. Exporters name nodes by counters
+    (``node_Conv_912``) that change from one export to the next; parameter names follow the model's code.
+    A name that matches nothing raises InputError with the closest node and layer names."""
+    nodes = [n for n in model.graph.node if n.name]
+    node_names = {n.name for n in nodes}
+    params = {i.name for i in model.graph.initializer}
+    readers: dict[str, list[str]] = {}
+    for node in nodes:
+        for name in node.input:
+            if name in params:
+                readers.setdefault(name, []).append(node.name)
+                module = name.rsplit(".", 1)[0]
+                if module != name:
+                    readers.setdefault(module, []).append(node.name)
+    resolved: list[str] = []
+    for name in names:
+        found = [name] if name in node_names else readers.get(name, [])
+        if not found:
+            close = difflib.get_close_matches(name, [*node_names, *readers], n=5, cutoff=0.6)
+            raise InputError(
+                f"--ignore {name!r} names no node or layer of the model"
+                + (f"; close: {', '.join(close)}" if close else "")
+                + " (layer names are the model's parameter names without .weight or .bias)"
+            )
+        resolved += [n for n in dict.fromkeys(found) if n not in resolved]
+    return resolved
+
+
+def check_patterns(model: onnx.ModelProto, patterns: tuple[str, ...] | list[str]) -> None:
+    """Refuse a node-name pattern that is not a regex, or that matches no node (it would keep nothing); as
+    in NNCF, a pattern matches from the start of a name."""
+    node_names = [n.name for n in model.graph.node if n.name]
+    for pattern in patterns:
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            raise InputError(f"--ignore-pattern {pattern!r} is not a regular expression: {exc}") from exc
+        if not any(regex.match(n) for n in node_names):
+            raise InputError(f"--ignore-pattern {pattern!r} matches no node name of the model")
 
 
 def set_spec(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:

@@ -29,7 +29,7 @@ from edgedepth.rgbd import RGBDFrame, iter_rgbd
 
 from .calibration import DEFAULT_FRAMES, DEFAULT_MIN_FRAMES, CalibrationData, gather_calibration
 from .gate import GateConfig, GateReport, publish
-from .graph import head_scope, set_spec
+from .graph import check_patterns, head_scope, resolve_nodes, set_spec
 
 PRESETS = ("performance", "mixed")
 MODEL_TYPES = ("transformer", "none")
@@ -64,16 +64,18 @@ class PTQSettings:
 
 
 def ignored_names(model: Any, settings: PTQSettings) -> list[str]:
-    """The node names kept in float: the head scope (if asked) plus the user's names."""
+    """The node names kept in float: the head scope (if asked) plus the user's nodes or layers, each checked
+    against the graph (as are the patterns), so that a misspelt name stops the run instead of being ignored."""
     names = head_scope(model) if settings.keep_head_float else []
-    return [*names, *(n for n in settings.ignored_names if n not in names)]
+    check_patterns(model, settings.ignored_patterns)
+    return [*names, *(n for n in resolve_nodes(model, settings.ignored_names) if n not in names)]
 
 
-def nncf_arguments(model: Any, settings: PTQSettings, subset_size: int) -> dict[str, Any]:
-    """Keyword arguments shared by ``nncf.quantize`` and ``nncf.quantize_with_accuracy_control``."""
+def nncf_arguments(names: list[str], settings: PTQSettings, subset_size: int) -> dict[str, Any]:
+    """Keyword arguments shared by ``nncf.quantize`` and ``nncf.quantize_with_accuracy_control``, with the
+    node ``names`` to keep in float."""
     import nncf
 
-    names = ignored_names(model, settings)
     scope = None
     if names or settings.ignored_patterns:
         scope = nncf.IgnoredScope(names=names, patterns=list(settings.ignored_patterns), validate=False)
@@ -185,13 +187,14 @@ def quantize_int8(
         gate = GateConfig(**{**asdict(gate), "images": tuple(os.fspath(s) for s in calibration)})
     if settings.accuracy_control and gate.rgbd is None:
         raise InputError("accuracy_control needs a validation RGB-D folder (gate rgbd=...) for its metric")
+    model = onnx.load(str(model_path))
+    names = ignored_names(model, settings)  # a misspelt name stops here, before the calibration's work
     t0 = time.perf_counter()
     if not isinstance(calibration, CalibrationData):
         calibration = gather_calibration(calibration, spec, num_frames, min_frames, input_size)
     t1 = time.perf_counter()
-    model = onnx.load(str(model_path))
     subset = min(settings.subset_size or len(calibration), len(calibration))
-    kwargs = nncf_arguments(model, settings, subset)
+    kwargs = nncf_arguments(names, settings, subset)
     dataset = nncf.Dataset(calibration, lambda x: {spec.input_name: x})
     if settings.accuracy_control:
         frames = list(iter_rgbd(gate.rgbd))  # type: ignore[arg-type]
@@ -207,7 +210,6 @@ def quantize_int8(
     else:
         quantized = nncf.quantize(model, dataset, advanced_parameters=advanced_parameters(), **kwargs)
     t2 = time.perf_counter()
-    names = kwargs["ignored_scope"].names if kwargs["ignored_scope"] is not None else []
     set_spec(quantized, int8_spec(spec, model_path, calibration, settings, names, subset))
     details = {
         "precision": "int8",

@@ -33,7 +33,7 @@ from edgedepth_quantize.calibration import CalibrationData, evenly_spaced, plan_
 from edgedepth_quantize.cli import EXIT_GATE_FAILED, main
 from edgedepth_quantize.errors import AccuracyGateError, CalibrationError
 from edgedepth_quantize.gate import evaluate
-from edgedepth_quantize.graph import head_scope
+from edgedepth_quantize.graph import head_scope, resolve_nodes
 from edgedepth_train.export import export_onnx
 from edgedepth_train.models.registry import build_model
 
@@ -169,6 +169,35 @@ def test_head_scope_is_the_last_conv_and_the_readout(fp32_model: Path) -> None:
     head = nodes[names[0]]
     assert head.op_type == "Conv" and "head" in head.input[1]
     assert {o.name for o in model.graph.output} <= {out for n in names for out in nodes[n].output}
+
+
+def test_layers_to_keep_in_float_are_named_by_layer_or_node_and_checked(
+    fp32_model: Path, data: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = onnx.load(str(fp32_model))
+    [node] = resolve_nodes(model, ["model.encoder.blocks.0._depthwise_conv"])
+    assert resolve_nodes(model, [node, "model.encoder.blocks.0._depthwise_conv.weight"]) == [node]
+    with pytest.raises(InputError, match=r"'model.encoder.blocks.0._depthwize_conv'.*close: model.encoder"):
+        resolve_nodes(model, ["model.encoder.blocks.0._depthwize_conv"])
+    # The shipped INT8 kept its first depthwise convolution in float under the exporter's node name.
+    shipped = onnx.load(str(default_model_path()))
+    assert resolve_nodes(shipped, ["model.encoder.blocks.0._depthwise_conv"]) == ["node_Conv_912"]
+    # A misspelt name or a pattern that matches nothing stops the CLI before any calibration work.
+    out = tmp_path / "never.onnx"
+    common = [
+        str(fp32_model),
+        "-o",
+        str(out),
+        "--calib",
+        str(data["images"]),
+        *("--val-rgbd", str(data["rgbd"])),
+    ]
+    assert main(["int8", *common, "--ignore", "node_Conv_9999"]) == 2
+    assert main(["int8", *common, "--ignore-pattern", "decoder_nothing"]) == 2
+    err = capsys.readouterr().err
+    assert "--ignore 'node_Conv_9999' names no node or layer" in err
+    assert "--ignore-pattern 'decoder_nothing' matches no node" in err
+    assert not out.exists()
 
 
 def test_int8_passes_the_gate_and_its_spec_round_trips(int8_model: Path, fp32_model: Path) -> None:
