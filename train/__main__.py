@@ -119,20 +119,23 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     from edgedepth.fileio import atomic_write_bytes
 
-    from .evaluate import evaluate_folder, format_report, onnx_predictor, report_dict, torch_predictor
+    from . import evaluate as ev
 
     if args.onnx:
-        predictor = onnx_predictor(args.onnx, args.long_side, args.backend)
+        views = [ev.onnx_predictor(args.onnx, side, args.backend) for side in args.long_side]
     else:
         from .checkpoint import load_trained
 
-        predictor = torch_predictor(load_trained(args.checkpoint, args.model), args.long_side)
+        model = load_trained(args.checkpoint, args.model)
+        views = [ev.torch_predictor(model, side) for side in args.long_side]
+    predictor = ev.ViewEnsemble(views, args.flip)  # one view, not mirrored: the model's own results
+    sides = "+".join(map(str, args.long_side)) + (", and mirrored" if args.flip else "")
     results = {}
     for root in args.data:
-        rows = evaluate_folder(predictor, root)
-        title = f"{root} (input long side {args.long_side})"
-        print(format_report(rows, title, args.per_frame, args.bootstrap))
-        results[str(root)] = report_dict(rows, args.bootstrap)
+        rows = ev.evaluate_folder(predictor, root)
+        title = f"{root} (input long side {sides})"
+        print(ev.format_report(rows, title, args.per_frame, args.bootstrap))
+        results[str(root)] = ev.report_dict(rows, args.bootstrap)
     if args.json:
         atomic_write_bytes(args.json, json.dumps(results, indent=1).encode())
 
@@ -269,8 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="model name, when the checkpoint header lacks it")
     p.add_argument("--data", nargs="+", default=["../shared/data/rgbd"])
     p.add_argument(
-        "--long-side", type=int, default=EVAL_LONG_SIDE, help="input's longer side (protocol: 320)"
-    )
+        "--long-side", type=int, nargs="+", default=[EVAL_LONG_SIDE],
+        help="input's longer side (protocol: 320); several: the views' normalised mean (a teacher's labels)",
+    )  # fmt: skip
+    p.add_argument("--flip", action="store_true", help="also average each view mirrored left to right")
     p.add_argument(
         "--backend", choices=("onnxruntime", "openvino"), default="onnxruntime",
         help="runtime for --onnx (default onnxruntime)",

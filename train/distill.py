@@ -98,8 +98,10 @@ class Teacher:
     """A depth model through the runtime: ``predict(bgr)`` -> float32 inverse depth at the image's size.
 
     ``spec`` (a JSON file of ModelSpec fields) loads a third-party ONNX; the runtime inverts models whose
-    spec says they output depth. The first predictions are checked: an output that is not a finite, varying 2-D map
-    raises DistillError naming the file.
+    spec says they output depth. ``long_sides`` (several input sizes) and ``flip`` label each view as a
+    :class:`~edgedepth_train.evaluate.ViewEnsemble` of the teacher; by default it runs at its own size.
+    Every prediction is checked: an output that is not a finite, varying 2-D map raises DistillError naming
+    the file.
     """
 
     def __init__(
@@ -108,8 +110,12 @@ class Teacher:
         spec: str | Path | None = None,
         backend: str = "auto",
         threads: int | None = None,
+        long_sides: tuple[int, ...] = (),
+        flip: bool = False,
     ) -> None:
         from edgedepth import DepthEstimator
+
+        from .evaluate import ViewEnsemble
 
         self.path = Path(path).expanduser()
         if self.path.suffix.lower() not in TEACHER_SUFFIXES:
@@ -123,14 +129,17 @@ class Teacher:
         model = self.path
         if self.path.suffix.lower() == ".safetensors":
             model = export_checkpoint(self.path, self.sha256)
-        self.estimator = DepthEstimator(
-            model, backend=backend, threads=threads, spec=None if spec is None else load_spec_json(spec)
-        )
-        self.spec = self.estimator.spec
+        model_spec = None if spec is None else load_spec_json(spec)
+        self.estimators = [
+            DepthEstimator(model, backend=backend, threads=threads, spec=model_spec, long_side=side)
+            for side in (long_sides or (None,))
+        ]
+        self.views = ViewEnsemble(self.estimators, flip)
+        self.spec = self.estimators[0].spec
 
     def predict(self, bgr: np.ndarray) -> np.ndarray:
         try:
-            out = np.asarray(self.estimator.predict(bgr).inverse_depth, dtype=np.float32)
+            out = np.asarray(self.views.predict(bgr).inverse_depth, dtype=np.float32)
         except (InferenceError, ValueError, IndexError, cv2.error) as exc:
             raise DistillError(f"teacher {self.path}: its output is not a depth map ({exc})") from None
         if out.ndim != 2 or out.shape != bgr.shape[:2]:
@@ -142,7 +151,8 @@ class Teacher:
         return out  # the runtime has inverted the output of depth (not inverse-depth) models
 
     def close(self) -> None:
-        self.estimator.close()
+        for estimator in self.estimators:
+            estimator.close()
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,17 @@ class CropPlan:
     scale: tuple[float, float] = (0.35, 0.65)
     label_size: tuple[int, int] = (192, 256)
     seed: int = 0
+    teacher_sides: tuple[int, ...] = ()  # the teacher's input long sides, averaged (empty: its own size)
+    teacher_flip: bool = False  # also average the mirrored view
+
+    def key(self) -> dict:
+        """The plan for a cache key: the teacher's views only when set, so that caches made before they
+        existed keep their keys."""
+        key = asdict(self)
+        for name, default in (("teacher_sides", ()), ("teacher_flip", False)):
+            if key[name] == default:
+                del key[name]
+        return key
 
     def boxes(self, index: int, hw: tuple[int, int]) -> np.ndarray:
         """(crops, 4) pixel boxes ``(x0, y0, x1, y1)`` for image ``index`` of size ``hw``."""
@@ -198,7 +219,7 @@ class PseudoLabelCache:
         self.key = {
             "format": CACHE_FORMAT,
             "teacher_sha256": teacher_sha256,
-            "plan": asdict(plan),
+            "plan": plan.key(),
             "images": len(images),
             "images_sha256": hashlib.sha256(listing.encode()).hexdigest(),
         }
@@ -318,7 +339,7 @@ def pseudo_labels(
         )
     labels = PseudoLabelCache(cache, digest, images, plan)
     if not labels.complete():
-        model = Teacher(path, spec=spec, backend=backend, threads=threads)
+        model = Teacher(path, spec, backend, threads, long_sides=plan.teacher_sides, flip=plan.teacher_flip)
         try:
             labels.build(model)
         finally:

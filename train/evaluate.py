@@ -27,6 +27,7 @@ from edgedepth.metrics import (
     interval,
 )
 from edgedepth.predictor import InputPolicy, Predictor
+from edgedepth.result import DepthResult
 from edgedepth.rgbd import iter_rgbd
 
 
@@ -63,7 +64,49 @@ def onnx_predictor(path: str | Path, long_side: int | None, backend_name: str = 
     return Predictor(backend, policy(backend.spec, long_side))
 
 
-def evaluate_folder(predictor: Predictor, root: str | Path) -> list[FrameScore]:
+class ViewEnsemble:
+    """One model seen at several input sizes, and mirrored with ``flip``: each view's inverse depth is
+    normalised (median 0, mean absolute deviation 1), the views are averaged and the mean is put back in the
+    first view's units; confidences are averaged. Relative depth has a free scale and shift per prediction,
+    so raw maps cannot be averaged. One view without ``flip`` returns the model's own result unchanged.
+
+    ``members`` are :class:`~edgedepth.predictor.Predictor` or :class:`~edgedepth.DepthEstimator` objects of
+    one model (``predict(bgr)`` -> DepthResult at the image's resolution). A teacher labelled this way is
+    better than at one size: ``docs/training.md`` has the figures.
+    """
+
+    def __init__(self, members: list[Any], flip: bool = False) -> None:
+        if not members:
+            raise InputError("a view ensemble needs at least one member")
+        self.members, self.flip = members, flip
+
+    def predict(self, bgr: np.ndarray) -> DepthResult:
+        results = [m.predict(bgr) for m in self.members]
+        if len(results) == 1 and not self.flip:
+            return results[0]
+        maps = [(r.inverse_depth, r.confidence) for r in results]
+        if self.flip:
+            mirrored = np.ascontiguousarray(bgr[:, ::-1])
+            for member in self.members:
+                r = member.predict(mirrored)
+                maps.append((r.inverse_depth[:, ::-1], r.confidence[:, ::-1]))
+        normalised = []
+        for inv, _ in maps:
+            lv, sp = normalisation(inv)
+            normalised.append((inv - lv) / sp)
+        level, spread = normalisation(maps[0][0])
+        mean = np.mean(normalised, axis=0)
+        confidence = np.mean([c for _, c in maps], axis=0, dtype=np.float32)
+        return DepthResult((mean * spread + level).astype(np.float32), confidence)
+
+
+def normalisation(inverse_depth: np.ndarray) -> tuple[float, float]:
+    """Median and mean absolute deviation (at least 1e-12) of a map."""
+    level = float(np.median(inverse_depth))
+    return level, max(float(np.mean(np.abs(inverse_depth - level))), 1e-12)
+
+
+def evaluate_folder(predictor: Predictor | ViewEnsemble, root: str | Path) -> list[FrameScore]:
     """Score every frame of an RGB-D folder."""
     rows = []
     for frame in iter_rgbd(root):

@@ -62,6 +62,10 @@ class SourceConfig:
     crops: int = 2
     crop_scale: tuple[float, float] = (0.35, 0.65)
     label_size: tuple[int, int] = (192, 256)
+    # pseudo: the teacher's input long sides, its views averaged (empty: the teacher's own size), and
+    # whether the mirrored views join them (edgedepth-train eval --long-side 224 256 320 --flip scores that)
+    teacher_sides: tuple[int, ...] = ()
+    teacher_flip: bool = False
     # synthetic: a render cache of these scenes (``edgedepth-train render --scenes procedural``) to read
     # instead of rendering each frame while training; pseudo: the pseudo-label cache folder (see above)
     cache: str | None = None
@@ -294,6 +298,11 @@ def _check(recipe: Recipe, source: str) -> None:
     for name, src in recipe.sources.items():
         if src.kind == "pseudo" and (src.teacher is None or (src.images is None and src.videos is None)):
             raise RecipeError(f"{source}: sources.{name} (pseudo) needs a teacher and images or videos")
+        if any(side < 32 for side in src.teacher_sides):
+            raise RecipeError(
+                f"{source}: sources.{name}.teacher_sides={list(src.teacher_sides)}: each side must be at least "
+                "32 pixels"
+            )
         if src.assistant_fraction and src.assistant is None:
             raise RecipeError(f"{source}: sources.{name}.assistant_fraction needs an assistant")
 

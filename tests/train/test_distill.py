@@ -195,6 +195,14 @@ def test_cache_is_keyed_by_teacher_sha256_and_refuses_a_stale_folder(tmp_path: P
         pseudo_labels(t1, images, plan, cache=a.root)
     with pytest.raises(DistillError, match=r"stale.*plan"):
         PseudoLabelCache(a.root, a.key["teacher_sha256"], images, CropPlan(crops=3, label_size=(24, 32)))
+    # labels from the teacher's views at several sizes, mirrored too, are another cache; the default plan's
+    # key has no teacher views, so caches made before they existed keep their folders
+    assert "teacher_sides" not in plan.key() and "teacher_flip" not in plan.key()
+    views = CropPlan(crops=2, label_size=(24, 32), teacher_sides=(64, 96), teacher_flip=True)
+    c = pseudo_labels(t0, images, views)
+    assert c.root != a.root and list(c.key["plan"]["teacher_sides"]) == [64, 96]
+    c_labels = c.labels(1)
+    assert c_labels is not None and not np.allclose(c_labels["global"], labels["global"])
     # a recipe that pins its teacher by sha256 refuses another file under the same name
     assert pseudo_labels(t0, images, plan, expected_sha256=a.key["teacher_sha256"]).root == a.root
     with pytest.raises(DistillError, match=r"t1\.onnx has sha256 .* pins"):

@@ -13,8 +13,16 @@ from edgedepth import DepthEstimator
 from edgedepth.artifact import OutputKind
 from edgedepth.errors import InputError
 from edgedepth.metrics import DepthMetrics, depth_metrics
+from edgedepth.result import DepthResult
 from edgedepth_train.__main__ import main
-from edgedepth_train.evaluate import FrameScore, compare, evaluate_folder, onnx_predictor, report_dict
+from edgedepth_train.evaluate import (
+    FrameScore,
+    ViewEnsemble,
+    compare,
+    evaluate_folder,
+    onnx_predictor,
+    report_dict,
+)
 from tests.tiny_models import make_tiny_depth_onnx, tiny_spec, write_random_rgbd
 
 
@@ -74,3 +82,54 @@ def test_eval_prints_the_skill_interval(tmp_path: Path, rgbd: Path, capsys) -> N
     data = json.loads(report.read_text())[str(rgbd)]
     low, high = data["skill_interval_90"]
     assert low <= data["skill"] <= high and len(data["frames"]) == 3
+
+
+class Affine:
+    """A stand-in model: the image's grey level (a map that mirrors with the image) under its own scale and
+    shift, as relative depth from different input sizes would be, plus a left-to-right ``ramp`` that does
+    not mirror with the image."""
+
+    def __init__(self, scale: float, shift: float, ramp: float = 0.0) -> None:
+        self.scale, self.shift, self.ramp = scale, shift, ramp
+
+    def predict(self, bgr: np.ndarray) -> DepthResult:
+        grey = bgr.astype(np.float32).mean(axis=2) + self.ramp * np.arange(bgr.shape[1], dtype=np.float32)
+        return DepthResult(self.scale * grey + self.shift, np.full(grey.shape, self.scale / 4, np.float32))
+
+
+def test_a_view_ensemble_averages_normalised_views_in_the_first_views_units() -> None:
+    bgr = np.random.default_rng(0).integers(0, 256, (24, 32, 3)).astype(np.uint8)
+    first = Affine(2.0, 1.0)
+    alone = first.predict(bgr).inverse_depth
+    np.testing.assert_array_equal(ViewEnsemble([first]).predict(bgr).inverse_depth, alone)
+    for members, flip in (
+        ([first, Affine(0.5, -3.0)], False),
+        ([first], True),
+        ([first, Affine(7.0, 2.0)], True),
+    ):
+        result = ViewEnsemble(members, flip).predict(bgr)
+        np.testing.assert_allclose(result.inverse_depth, alone, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(ViewEnsemble([first, Affine(1.0, 0.0)]).predict(bgr).confidence, 0.375)
+    # Views that disagree are averaged: a model that adds a left-to-right ramp that is not in the image
+    # predicts it mirrored in the mirrored view, and the average has none of it.
+    ramp = Affine(2.0, 1.0, ramp=50.0)
+    mirrored = ViewEnsemble([ramp], flip=True).predict(bgr).inverse_depth
+    assert not np.allclose(mirrored, ramp.predict(bgr).inverse_depth)
+    trend = np.polyfit(np.arange(32), (mirrored - alone).mean(axis=0), 1)[0]
+    assert abs(trend) < 1.0  # the single view's ramp is 100 per column
+    with pytest.raises(InputError, match="at least one"):
+        ViewEnsemble([])
+
+
+def test_eval_scores_several_input_sizes_and_mirrored_views(tmp_path: Path, rgbd: Path, capsys) -> None:
+    model = make_tiny_depth_onnx(tmp_path / "tiny.onnx")
+    report = tmp_path / "views.json"
+    args = ["eval", "--onnx", str(model), "--data", str(rgbd), "--long-side", "64", "96", "--flip"]
+    assert main([*args, "--json", str(report)]) == 0
+    assert f"{rgbd} (input long side 64+96, and mirrored)" in capsys.readouterr().out
+    views = ViewEnsemble([onnx_predictor(model, 64), onnx_predictor(model, 96)], flip=True)
+    expected = [r.model.abs_rel for r in evaluate_folder(views, rgbd)]
+    got = [f["model"]["abs_rel"] for f in json.loads(report.read_text())[str(rgbd)]["frames"]]
+    assert got == pytest.approx(expected) and got != [
+        r.model.abs_rel for r in evaluate_folder(onnx_predictor(model, 64), rgbd)
+    ]

@@ -51,6 +51,12 @@ def test_shipped_recipes_parse() -> None:
             r"sources\.real \(pseudo\) needs a teacher",
         ),
         (lambda r: r["stages"][0].update(distill_norm="median"), r"distill_norm='median'.*'hybrid'"),
+        (
+            lambda r: r["sources"].update(
+                real={"kind": "pseudo", "images": "x", "teacher": "t.onnx", "teacher_sides": [256, 16]}
+            ),
+            r"sources\.real\.teacher_sides=\[256, 16\]: each side must be at least 32",
+        ),
     ],
 )
 def test_recipe_errors_name_the_key(edit, match: str) -> None:

@@ -53,7 +53,14 @@ def open_source(cfg: SourceConfig, size: tuple[int, int], seed: int, threads: in
 def open_pseudo(cfg: SourceConfig, seed: int, threads: int) -> PseudoLabelled:
     assert cfg.teacher is not None
     images = UnlabelledImages(images=cfg.images, videos=cfg.videos, frame_step=cfg.frame_step)
-    plan = CropPlan(crops=cfg.crops, scale=cfg.crop_scale, label_size=cfg.label_size, seed=seed)
+    plan = CropPlan(
+        crops=cfg.crops,
+        scale=cfg.crop_scale,
+        label_size=cfg.label_size,
+        seed=seed,
+        teacher_sides=cfg.teacher_sides,
+        teacher_flip=cfg.teacher_flip,
+    )
     caches = [
         pseudo_labels(
             cfg.teacher,
