@@ -87,6 +87,8 @@ def distill_recipe(args: argparse.Namespace) -> dict:
         "videos": args.videos,
         "frame_step": args.frame_step,
         "cache": args.cache,
+        "teacher_sides": args.teacher_sides,
+        "teacher_flip": args.teacher_flip or None,
     }
     source.update({k: v for k, v in overrides.items() if v is not None})
     raw["model"] = args.student or raw["model"]
@@ -298,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("distill", help="distil a student from a teacher's pseudo-labels on unlabelled images")
     p.add_argument("--teacher", required=True, help=".onnx, .engine, or a .safetensors checkpoint of ours")
     p.add_argument("--teacher-spec", help="JSON of ModelSpec fields, for an ONNX without edgedepth metadata")
+    p.add_argument("--teacher-sides", type=int, nargs="+", help="its input long sides, views averaged")
+    p.add_argument("--teacher-flip", action="store_true", help="also average the teacher's mirrored views")
     p.add_argument("--images", help="folder of unlabelled images (recursive)")
     p.add_argument("--videos", help="a video file or a folder of videos (every --frame-step-th frame)")
     p.add_argument("--frame-step", type=int)

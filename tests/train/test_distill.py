@@ -363,12 +363,16 @@ def test_distill_command_runs_a_shipped_style_recipe(tmp_path: Path, frames: Pat
     out = tmp_path / "run"
     code = train_main(
         ["distill", "--teacher", str(teacher), "--images", str(frames), "--recipe", str(tmp_path / "recipe.yaml"),
-         "--out", str(out), "--steps", "2", "--normalization", "global", "--cache", str(tmp_path / "labels")]
+         "--out", str(out), "--steps", "2", "--normalization", "global", "--cache", str(tmp_path / "labels"),
+         "--teacher-sides", "64", "96", "--teacher-flip"]
     )  # fmt: skip
     assert code == 0 and (out / "checkpoint.safetensors").is_file()
     written = yaml.safe_load((out / "recipe.yaml").read_text())
     assert written["stages"][0]["distill_norm"] == "global" and written["stages"][0]["iterations"] == 2
     assert written["sources"]["real"]["images"] == str(frames)
+    real = written["sources"]["real"]
+    assert real["teacher_sides"] == [64, 96] and real["teacher_flip"] is True
+    assert json.loads((tmp_path / "labels" / "key.json").read_text())["plan"]["teacher_sides"] == [64, 96]
     bad = train_main(["distill", "--teacher", str(tmp_path / "none.onnx"), "--images", str(frames),
                       "--recipe", str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "x")])  # fmt: skip
     assert bad == 2
