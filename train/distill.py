@@ -31,6 +31,7 @@ from edgedepth.errors import DataError, EdgeDepthError, InferenceError
 from edgedepth.fileio import atomic_open, atomic_write_bytes, file_sha256
 
 from .data.unlabelled import UnlabelledImages
+from .evaluate import ViewEnsemble, normalisation
 from .progress import LogProgress
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,6 @@ class Teacher:
         flip: bool = False,
     ) -> None:
         from edgedepth import DepthEstimator
-
-        from .evaluate import ViewEnsemble
 
         self.path = Path(path).expanduser()
         if self.path.suffix.lower() not in TEACHER_SUFFIXES:
@@ -312,9 +311,7 @@ class PseudoLabelCache:
         maps = [v["global"].astype(np.float32).ravel() for i in picked if (v := self.labels(i)) is not None]
         if not maps:
             return 0.0, 1.0
-        values = np.concatenate(maps)
-        median = float(np.median(values))
-        return median, max(float(np.mean(np.abs(values - median))), 1e-12)
+        return normalisation(np.concatenate(maps))
 
 
 def pseudo_labels(
